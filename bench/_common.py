@@ -1,0 +1,189 @@
+"""Helpers shared by the benchmark scripts: pinned subprocesses, /proc accounting, the
+local target server, and the sectioned RESULTS.md writer.
+
+Everything here is Linux-specific on purpose: CPU accounting comes from /proc so that the
+measured process does not have to cooperate (the daemon and blackbox_exporter know nothing
+about the benchmark).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import platform
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_FILE = BENCH_DIR / "RESULTS.md"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# On the 2-core reference machine the measured process gets CPU 0 and everything that
+# generates or serves load (target server, load generator, this driver) gets CPU 1, so
+# "CPU seconds" and "one core" mean the same thing and the target never steals the core
+# under test.  With a single CPU both land on CPU 0 and the numbers are only indicative.
+MEASURED_CPU = 0
+LOAD_CPU = 1 if (os.cpu_count() or 1) > 1 else 0
+
+
+def pin_self(cpu: int) -> None:
+    """Pin the calling process (all future threads included) to one CPU, if allowed."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setaffinity(0, {cpu})
+
+
+def pinned(cpu: int) -> Callable[[], None]:
+    """A preexec_fn pinning the child *before* exec: Go sizes GOMAXPROCS from the affinity
+    mask at start-up, and Python threads inherit it, so pinning afterwards is too late."""
+    return lambda: pin_self(cpu)
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (race-prone in theory; fine on a quiet box)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (all its threads) from /proc/<pid>/stat."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    # The comm field may contain spaces/parentheses; fields resume after the last ')'.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 in proc(5)
+    return (utime + stime) / CLK_TCK
+
+
+def status_kib(pid: int, key: str) -> int:
+    """A kB-valued line of /proc/<pid>/status, e.g. VmHWM (peak RSS) or VmRSS."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def spawn(
+    argv: Sequence[str], cpu: int, log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a pinned child with its output in a log file (a pipe nobody reads would
+    eventually block a chatty child and distort the measurement)."""
+    log = open(log_path, "wb")  # noqa: SIM115 - closed when the child is stopped
+    return subprocess.Popen(
+        list(argv),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=pinned(cpu),
+        env=env,
+        start_new_session=True,  # a Ctrl-C in the terminal goes to us, and we clean up
+    )
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> int | None:
+    """SIGTERM, wait, then SIGKILL — only ever the process we started, by pid."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+@dataclass
+class Target:
+    port: int
+    pid: int
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/health"
+
+
+@contextlib.contextmanager
+def run_target(log_dir: Path, workers: int = 1, timeout: float = 15.0) -> Iterator[Target]:
+    """Start bench/target.py on the load CPU and yield its port once it accepts."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.target", "--port", str(port), "--workers", str(workers), "--cpu", str(LOAD_CPU)]
+    proc = spawn(argv, LOAD_CPU, log_dir / "target.log", env={**os.environ, "PYTHONPATH": str(BENCH_DIR.parent)})
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"target exited with {proc.returncode}:\n{tail(log_dir / 'target.log')}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("target did not start listening")
+            time.sleep(0.05)
+        yield Target(port, proc.pid)
+    finally:
+        stop(proc)
+
+
+def target_requests(port: int) -> int:
+    """Requests served so far by the target (all workers), from its /stats endpoint."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    body = data.split(b"\r\n\r\n", 1)[1]
+    match = re.search(rb'"requests":\s*(\d+)', body)
+    if not match:
+        raise ValueError(f"unexpected /stats answer: {body[:200]!r}")
+    return int(match.group(1))
+
+
+def machine_info() -> list[str]:
+    """Markdown bullet lines describing where the numbers came from."""
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return [
+        f"- date: {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: nproc={os.cpu_count()}, CPU `{model}`, kernel {platform.release()}",
+        f"- python: {platform.python_version()} ({sys.executable})",
+    ]
+
+
+def command_line() -> str:
+    """The exact command as a user would type it from the repo root."""
+    module = Path(sys.argv[0]).stem
+    return shlex.join(["python", "-m", f"bench.{module}", *sys.argv[1:]])
+
+
+def update_results_section(name: str, body: str) -> None:
+    """Replace (or append) the ``<!-- name:start -->`` … ``<!-- name:end -->`` block so
+    re-running one script never clobbers another script's numbers."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    text = RESULTS_FILE.read_text() if RESULTS_FILE.exists() else "# Benchmark results\n\nGenerated by the scripts in `bench/` (see bench/README.md); each section is rewritten by its own script.\n"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    RESULTS_FILE.write_text(text)
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)

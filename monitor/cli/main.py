@@ -1,0 +1,74 @@
+"""`monitor run | validate | check` (CONTRACT §1). Bad input gives one line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from monitor import __version__
+from monitor.config.errors import ConfigError
+from monitor.config.loader import Config, load_config
+from monitor.daemon import Daemon, ListenError, default_config_path
+from monitor.logs import configure_logging
+
+EXIT_OK, EXIT_FAILING, EXIT_CONFIG = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="monitor", description="Health-monitoring and alerting daemon.")
+    parser.add_argument("--version", action="version", version=f"monitor {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("-c", "--config", help="main config file (default: $MONITOR_CONFIG, ./monitor.yaml, or the shipped one)")
+
+    with_config(commands.add_parser("run", help="run the daemon"))
+    with_config(commands.add_parser("validate", help="check all config, rules and templates"))
+    check = commands.add_parser("check", help="run one check once and print its result")
+    check.add_argument("name")
+    check.add_argument("--json", action="store_true", help="print the result as JSON")
+    with_config(check)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Config:
+    path = Path(args.config) if args.config else default_config_path(os.environ.get("MONITOR_CONFIG"))
+    return load_config(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = _load(args)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "validate":
+        print(f"{config.path}: ok ({len(config.checks)} checks, {len(config.rules)} rules)")
+        return EXIT_OK
+    if args.command == "check":
+        from monitor.cli.check_once import run_check_command
+
+        return run_check_command(config, args.name, args.json)
+    return _run(config)
+
+
+def _run(config: Config) -> int:
+    settings = config.settings
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(Daemon(config).run())
+    except ListenError as err:
+        print(f"monitor: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Load the main file, its check files and rule files into one validated Config.
+
+Every problem in every file is collected before giving up, so one `monitor validate`
+run shows all of them, each as ``file:line: message``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from monitor.config.errors import ConfigError, Problem
+from monitor.config.main import EnvSettings, GlobalConfig, MainConfig
+from monitor.config.yaml_source import SourceMap, load_yaml
+from monitor.probes import PROBES, CheckBase, CheckConfig
+from monitor.rules.model import Rule, RuleFile
+
+_CHECKS = TypeAdapter(list[CheckConfig])
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class LoadedRule:
+    group: str
+    rule: Rule
+    where: Location
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    main: MainConfig
+    checks: list[CheckBase]
+    rules: list[LoadedRule]
+    check_locations: dict[str, Location] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> GlobalConfig:
+        return self.main.global_
+
+    def check(self, name: str) -> CheckBase | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    def rules_for(self, check: CheckBase) -> list[LoadedRule]:
+        return [r for r in self.rules if r.rule.selects(check.name, check.labels)]
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Load and validate everything; raises ConfigError listing every problem found."""
+    env = os.environ if environ is None else environ
+    path = Path(path)
+    data, source = load_yaml(path, env)
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(source.file, 1, "the main file must be a mapping (global:, check_files:, ...)")])
+    main = _validate(MainConfig, data, source, None)
+    main = _apply_environment(main)
+    base = path.parent
+    problems: list[Problem] = []
+    checks: list[CheckBase] = []
+    locations: dict[str, Location] = {}
+    context = {"default_interval": main.global_.default_interval, "default_timeout": main.global_.default_timeout}
+
+    for file in _expand(main.check_files, base, source, data, "check_files", problems):
+        try:
+            for check, where in _load_checks(file, env, context):
+                if check.name in locations:
+                    problems.append(Problem(where.file, where.line, f"duplicate check name {check.name!r} (first defined at {locations[check.name]})"))
+                    continue
+                locations[check.name] = where
+                checks.append(check)
+        except ConfigError as err:
+            problems.extend(err.problems)
+
+    rules: list[LoadedRule] = []
+    for file in _expand(main.rule_files, base, source, data, "rule_files", problems):
+        try:
+            rules.extend(_load_rules(file, env))
+        except ConfigError as err:
+            problems.extend(err.problems)
+    if not problems:  # with a broken check file, "no such check" would only be noise
+        problems.extend(_unmatched_rules(rules, checks))
+    if problems:
+        raise ConfigError(problems)
+    return Config(path=path, main=main, checks=checks, rules=rules, check_locations=locations)
+
+
+def _apply_environment(main: MainConfig) -> MainConfig:
+    """``MONITOR_LISTEN`` and friends win over the file: they describe where we run."""
+    overrides = EnvSettings().overrides()
+    if not overrides:
+        return main
+    merged: dict[str, Any] = {**main.global_.model_dump(exclude_unset=True), **overrides}
+    if main.global_.api_token is not None:
+        merged["api_token"] = main.global_.api_token.get_secret_value()
+    try:
+        settings = GlobalConfig.model_validate(merged)
+    except ValidationError as err:
+        raise ConfigError([
+            Problem("<environment>", 0, f"MONITOR_{str(e['loc'][0]).upper()}: {_message(e)}") for e in err.errors()
+        ]) from None
+    return main.model_copy(update={"global_": settings})
+
+
+def _expand(patterns: list[str], base: Path, source: SourceMap, data: Any, key: str, problems: list[Problem]) -> list[Path]:
+    """Glob patterns relative to the main file; a literal name that is missing is an error."""
+    files: list[Path] = []
+    for i, pattern in enumerate(patterns):
+        full = pattern if os.path.isabs(pattern) else str(base / pattern)
+        matches = sorted(glob.glob(full))
+        if not matches and not glob.has_magic(pattern):
+            problems.append(source.problem(data, (key, i), f"{key}: {pattern!r} not found"))
+        files.extend(Path(m) for m in matches if Path(m) not in files)
+    return files
+
+
+def _load_checks(file: Path, environ: Mapping[str, str], context: dict[str, float]) -> list[tuple[CheckBase, Location]]:
+    data, source = load_yaml(file, environ)
+    if data == {}:
+        return []
+    if not isinstance(data, dict) or not isinstance(data.get("checks", []), list) or set(data) - {"checks"}:
+        raise ConfigError([Problem(source.file, 1, "a check file holds one key, `checks:`, with a list of checks")])
+    items = data.get("checks") or []
+    try:
+        checks: list[CheckBase] = _CHECKS.validate_python(items, context=context)
+    except ValidationError as err:
+        raise ConfigError([_problem(source, items, e, prefix="checks") for e in err.errors()]) from None
+    return [(c, Location(source.file, source.line_of(data, ("checks", i)))) for i, c in enumerate(checks)]
+
+
+def _load_rules(file: Path, environ: Mapping[str, str]) -> list[LoadedRule]:
+    data, source = load_yaml(file, environ)
+    if data == {}:
+        return []
+    parsed = _validate(RuleFile, data, source, None)
+    return [
+        LoadedRule(group.name, rule, Location(source.file, source.line_of(data, ("groups", g, "rules", r))))
+        for g, group in enumerate(parsed.groups)
+        for r, rule in enumerate(group.rules)
+    ]
+
+
+def _unmatched_rules(rules: list[LoadedRule], checks: list[CheckBase]) -> list[Problem]:
+    # A rule that watches nothing would never fire; that is a config mistake, not a quiet night.
+    problems = []
+    for loaded in rules:
+        if not any(loaded.rule.selects(c.name, c.labels) for c in checks):
+            target = loaded.rule.check
+            what = f"check {target!r}" if isinstance(target, str) else f"any check with labels {target}"
+            problems.append(Problem(loaded.where.file, loaded.where.line, f"rule {loaded.rule.alert}: there is no {what}"))
+    return problems
+
+
+def _validate(model: type[M], data: Any, source: SourceMap, context: dict[str, Any] | None) -> M:
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as err:
+        raise ConfigError([_problem(source, data, e) for e in err.errors()]) from None
+
+
+def _problem(source: SourceMap, data: Any, error: Any, prefix: str | None = None) -> Problem:
+    loc = tuple(error["loc"])
+    full = (prefix, *loc) if prefix else loc
+    root = {prefix: data} if prefix else data
+    return Problem(source.file, source.line_of(root, full), f"{_path(root, full)}: {_message(error)}")
+
+
+def _path(data: Any, loc: tuple[Any, ...]) -> str:
+    """`checks[2].expect.status`, or `api_health.expect.status` when the item has a name."""
+    parts: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            parts.append(str(part))
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            name = (node.get("name") or node.get("alert")) if isinstance(node, dict) else None
+            # A name is unique and is what the author searches for; an index is not.
+            parts = [name] if isinstance(name, str) else [*parts[:-1], f"{parts[-1] if parts else ''}[{part}]"]
+    return ".".join(parts) or "(top level)"
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return f"missing required field {error['loc'][-1]!r}"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "union_tag_invalid":
+        return f"unknown kind {error['ctx']['tag']!r} (known kinds: {', '.join(PROBES)})"
+    if kind == "union_tag_not_found":
+        return f"missing `kind:` (one of: {', '.join(PROBES)})"
+    message: str = error["msg"]
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")

@@ -1,0 +1,116 @@
+"""The long-running daemon: wires config, scheduler, probes, metrics and HTTP together."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from monitor.check_status import CheckStatuses
+from monitor.config.errors import ConfigError
+from monitor.config.loader import Config, load_config
+from monitor.config.main import split_listen
+from monitor.http.server import build_app
+from monitor.metrics import DaemonMetrics
+from monitor.probes import ProbeEnv
+from monitor.scheduling.scheduler import CheckScheduler
+
+log = structlog.get_logger("monitor.daemon")
+SHUTDOWN_GRACE = 5.0
+
+
+class ListenError(Exception):
+    pass
+
+
+class Daemon:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        settings = config.settings
+        self.statuses = CheckStatuses(settings.history, settings.history_max_samples)
+        self.env = ProbeEnv()
+        self.metrics = DaemonMetrics(self.statuses)
+        self.registry: CollectorRegistry = self.metrics.registry
+        self.scheduler: CheckScheduler | None = None
+        self.ready = False
+        self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+
+    # --- what the HTTP layer sees -------------------------------------------------------
+    def api_token(self) -> str | None:
+        token = self.config.settings.api_token
+        return token.get_secret_value() if token is not None else None
+
+    def scheduler_alive(self) -> bool:
+        return self.scheduler is not None and time.monotonic() - self.scheduler.last_tick < 10.0
+
+    async def reload(self) -> tuple[bool, str]:
+        """Load the config again; on any problem the running config stays in force."""
+        async with self._reload_lock:
+            try:
+                config = await asyncio.to_thread(load_config, self.config.path)
+            except ConfigError as err:
+                self.metrics.reload_ok.set(0)
+                log.error("config_reload_failed", problems=[str(p) for p in err.problems])
+                return False, str(err)
+            if config.settings.listen != self.config.settings.listen:
+                log.warning("config_reload_listen_ignored", detail="changing `listen` needs a restart")
+            self.config = config
+            self._apply(config)
+            log.info("config_reloaded", checks=len(config.checks), rules=len(config.rules))
+            return True, f"loaded {len(config.checks)} checks, {len(config.rules)} rules"
+
+    def _apply(self, config: Config) -> None:
+        self.statuses.configure(config.checks)
+        assert self.scheduler is not None
+        self.scheduler.apply(config.checks)
+        self.metrics.reload_ok.set(1)
+        self.metrics.reload_time.set(time.time())
+
+    # --- life cycle ----------------------------------------------------------------------
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+
+        host, port = split_listen(self.config.settings.listen)
+        runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port, reuse_address=True).start()
+        except OSError as err:
+            await runner.cleanup()
+            raise ListenError(f"cannot listen on {self.config.settings.listen}: {err.strerror or err}") from None
+
+        settings = self.config.settings
+        self.scheduler = CheckScheduler(self.statuses, self.env, self.metrics.scheduler_lag, settings.max_concurrent_probes)
+        self._apply(self.config)
+        self.scheduler.start()
+        self.ready = True
+        log.info("started", listen=settings.listen, checks=len(self.config.checks), rules=len(self.config.rules),
+                 config=str(self.config.path))
+        try:
+            await self._stop.wait()
+        finally:
+            log.info("stopping")
+            self.ready = False
+            await self.scheduler.stop(SHUTDOWN_GRACE)
+            await runner.cleanup()
+            await self.env.close()
+            log.info("stopped")
+
+
+def default_config_path(environ_value: str | None) -> Path:
+    """``-c`` absent: $MONITOR_CONFIG, else ./monitor.yaml, else the one shipped with the code."""
+    if environ_value:
+        return Path(environ_value)
+    local = Path("monitor.yaml")
+    if local.exists():
+        return local
+    return Path(__file__).resolve().parent.parent / "monitor.yaml"

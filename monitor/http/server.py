@@ -1,0 +1,114 @@
+"""aiohttp application for CONTRACT §3."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from monitor.check_status import CheckStatuses
+from monitor.http.views import check_json, status_page
+from monitor.probes import ProbeEnv
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class DaemonView(Protocol):
+    """What the HTTP layer needs from the daemon, and nothing more."""
+
+    statuses: CheckStatuses
+    env: ProbeEnv
+    registry: CollectorRegistry
+    ready: bool
+
+    def api_token(self) -> str | None: ...
+    def scheduler_alive(self) -> bool: ...
+    async def reload(self) -> tuple[bool, str]: ...
+
+
+def error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def build_app(daemon: DaemonView) -> web.Application:
+    app = web.Application(middlewares=[_errors_as_json], client_max_size=64 * 1024)
+
+    async def metrics(request: web.Request) -> web.Response:
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        # Rendering thousands of series takes tens of ms: do it off the event loop so
+        # probes and their timing are not disturbed by a scrape.
+        body = await asyncio.to_thread(encoder, daemon.registry)
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def healthz(request: web.Request) -> web.Response:
+        if not daemon.scheduler_alive():
+            return error(503, "scheduler loop is not running")
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        if not daemon.ready:
+            return error(503, "not ready: config or state not loaded yet")
+        return web.json_response({"status": "ready"})
+
+    async def checks(request: web.Request) -> web.Response:
+        return web.json_response([check_json(s) for s in daemon.statuses.all()])
+
+    async def one_check(request: web.Request) -> web.Response:
+        status = daemon.statuses.get(request.match_info["name"])
+        if status is None:
+            return error(404, f"no check named {request.match_info['name']!r}")
+        return web.json_response(check_json(status))
+
+    async def heartbeat(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        status = daemon.statuses.get(name)
+        if status is None or status.check.kind != "heartbeat":
+            return error(404, f"no heartbeat check named {name!r}")
+        failed = request.query.get("status", "ok") == "fail"
+        daemon.env.heartbeats[name] = (daemon.env.clock.time(), failed)
+        return web.json_response({"check": name, "status": "fail" if failed else "ok"})
+
+    async def reload(request: web.Request) -> web.Response:
+        ok, message = await daemon.reload()
+        return web.json_response({"status": "ok" if ok else "error", "message": message}, status=200 if ok else 400)
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=status_page(daemon.statuses.all(), time.time()), content_type="text/html")
+
+    def mutating(handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            token = daemon.api_token()
+            if token is not None:
+                given = request.headers.get("Authorization", "")
+                # Constant-time comparison: the token guards silences and reloads.
+                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                    return error(401, "missing or wrong bearer token")
+            return await handler(request)
+
+        return guarded
+
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/api/v1/checks", checks)
+    app.router.add_get("/api/v1/checks/{name}", one_check)
+    app.router.add_post("/api/v1/heartbeat/{name}", mutating(heartbeat))
+    app.router.add_post("/-/reload", mutating(reload))
+    app.router.add_get("/", index)
+    return app
+
+
+@web.middleware
+async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error(exc.status, exc.reason)

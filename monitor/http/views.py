@@ -1,0 +1,71 @@
+"""How checks look from outside: API JSON and the status page. No secrets leave here:
+only names, labels and results are shown, never a check's URL, DSN or headers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from html import escape
+from typing import Any
+
+from monitor.check_status import CheckStatus
+from monitor.config.durations import format_duration
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def check_json(status: CheckStatus) -> dict[str, Any]:
+    check, last = status.check, status.last
+    out: dict[str, Any] = {
+        "name": check.name,
+        "kind": check.kind,
+        "labels": check.labels,
+        "interval": format_duration(check.interval),
+        "timeout": format_duration(check.timeout),
+        "runs": {outcome.value: count for outcome, count in status.runs.items()},
+        "skipped_runs": status.skipped,
+        "last": None,
+    }
+    if last is not None:
+        out["last"] = {
+            "at": _iso(last.at),
+            "up": last.up,
+            "value": last.value,
+            "latency": round(last.latency, 6),
+            "outcome": last.outcome.value,
+            "error": last.error,
+            "detail": last.detail,
+        }
+    return out
+
+
+def status_page(statuses: list[CheckStatus], now: float) -> str:
+    rows = []
+    for status in sorted(statuses, key=lambda s: (s.last is not None and s.last.up, s.check.name)):
+        last = status.last
+        if last is None:
+            state, css, value, latency, age, err = "PENDING", "pending", "", "", "", ""
+        else:
+            state, css = ("UP", "up") if last.up else ("DOWN", "down")
+            value = "" if last.value is None else f"{last.value:g}"
+            latency = f"{last.latency * 1000:.1f} ms"
+            age = format_duration(round(max(now - last.at, 0)))
+            err = last.error or ""
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(status.check.labels.items()))
+        rows.append(
+            f"<tr class={css}><td>{escape(status.check.name)}</td><td>{escape(status.check.kind)}</td>"
+            f"<td class=state>{state}</td><td>{escape(value)}</td><td>{latency}</td><td>{age} ago</td>"
+            f"<td>{escape(labels)}</td><td>{escape(err)}</td></tr>"
+        )
+    down = sum(1 for s in statuses if s.last is not None and not s.last.up)
+    title = f"{down} down" if down else "all up"
+    return f"""<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=15>
+<title>monitor: {title}</title><style>
+body{{font:14px system-ui,sans-serif;margin:2em}} table{{border-collapse:collapse;width:100%}}
+td,th{{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left}}
+tr.down .state{{color:#fff;background:#c62828;font-weight:bold}} tr.up .state{{color:#2e7d32;font-weight:bold}}
+tr.pending .state{{color:#777}}</style></head><body>
+<h1>monitor — {title}</h1><p>{len(statuses)} checks · <a href="/metrics">metrics</a> · <a href="/api/v1/checks">API</a></p>
+<table><tr><th>check</th><th>kind</th><th>state</th><th>value</th><th>latency</th><th>last run</th><th>labels</th><th>error</th></tr>
+{''.join(rows)}</table></body></html>"""

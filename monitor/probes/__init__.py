@@ -1,0 +1,29 @@
+"""The probe registry: one module per kind, one table from `kind:` to (config model, probe).
+
+Adding a kind touches two places: its module, and the table below.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from monitor.probes import disk, heartbeat, http, postgres, redis, tcp
+from monitor.probes.base import CheckBase, Probe, ProbeEnv
+
+PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
+    "http": (http.HttpCheck, http.probe),
+    "tcp": (tcp.TcpCheck, tcp.probe),
+    "postgres": (postgres.PostgresCheck, postgres.probe),
+    "redis": (redis.RedisCheck, redis.probe),
+    "disk": (disk.DiskCheck, disk.probe),
+    "heartbeat": (heartbeat.HeartbeatCheck, heartbeat.probe),
+}
+
+CheckConfig = Annotated[
+    Union[tuple(model for model, _ in PROBES.values())],  # type: ignore[valid-type]
+    Field(discriminator="kind"),
+]
+
+__all__ = ["PROBES", "CheckBase", "CheckConfig", "Probe", "ProbeEnv"]

@@ -1,0 +1,128 @@
+"""What every check has, and what every probe is given to run with."""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from monitor.clock import Clock, SystemClock
+from monitor.config.durations import Duration, to_seconds
+from monitor.config.model import Model
+from monitor.results import Result
+
+NAME_PATTERN = r"^[a-z0-9_]+$"
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# Labels the daemon sets itself on metrics and alerts; a check may not redefine them.
+RESERVED_LABELS = frozenset({"check", "result", "alertname", "alertstate", "le", "quantile"})
+
+
+class CheckBase(Model):
+    """Fields shared by all kinds; each probe module subclasses this with its own fields."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=200)
+    kind: str
+    interval: Duration
+    timeout: Duration
+    labels: dict[str, str] = Field(default_factory=dict)
+    description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_global(cls, data: Any, info: ValidationInfo) -> Any:
+        # interval/timeout default to `global:` values, passed in as validation context.
+        if isinstance(data, dict) and info.context:
+            data = dict(data)
+            data.setdefault("interval", info.context.get("default_interval", 30.0))
+            if "timeout" not in data:
+                data["timeout"] = _default_timeout(data["interval"], info.context.get("default_timeout", 10.0))
+        return data
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_positive(cls, value: float) -> float:
+        if value < 0.1:
+            raise ValueError("interval must be at least 100ms")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
+        for name in labels:
+            if not LABEL_NAME.match(name) or name.startswith("__"):
+                raise ValueError(f"invalid label name {name!r} (use [a-zA-Z_][a-zA-Z0-9_]*)")
+            if name in RESERVED_LABELS:
+                raise ValueError(f"label {name!r} is set by the daemon and cannot be used on a check")
+        return labels
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> CheckBase:
+        # A run longer than the interval would overlap the next one; those are skipped,
+        # so such a check would silently run half as often as configured.
+        if self.timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if self.timeout > self.interval:
+            raise ValueError(f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)")
+        return self
+
+
+def _default_timeout(interval: Any, default: float) -> Any:
+    try:
+        return min(float(to_seconds(interval)), default)
+    except ValueError:
+        return default  # the interval's own error is reported instead
+
+
+@dataclass
+class ProbeEnv:
+    """Shared, long-lived things probes use: one HTTP connector, cached TLS contexts, push state."""
+
+    clock: Clock = field(default_factory=SystemClock)
+    started_at: float = 0.0  # wall time the daemon started; heartbeat ages count from here
+    # Heartbeat pushes: check name -> (wall time, failed?). Written by the HTTP API.
+    heartbeats: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    _session: aiohttp.ClientSession | None = None
+
+    def __post_init__(self) -> None:
+        if not self.started_at:
+            self.started_at = self.clock.time()
+    _tls: dict[tuple[str | None, bool], ssl.SSLContext] = field(default_factory=dict)
+
+    def http_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            # force_close: every probe opens its own connection, as blackbox_exporter does.
+            # A kept-alive connection would hide a listener that stopped accepting and would
+            # turn a server-side idle close into a false failure.
+            connector = aiohttp.TCPConnector(limit=0, force_close=True, ttl_dns_cache=10)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),  # the runner's deadline governs
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=True,
+                trust_env=False,
+            )
+        return self._session
+
+    def tls_context(self, ca_file: str | None, verify: bool) -> ssl.SSLContext:
+        key = (ca_file, verify)
+        ctx = self._tls.get(key)
+        if ctx is None:
+            ctx = ssl.create_default_context(cafile=ca_file)
+            if not verify:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            self._tls[key] = ctx
+        return ctx
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+# A probe: (its check's config, monotonic deadline, shared env) -> one Result.
+Probe = Callable[[Any, float, ProbeEnv], Awaitable[Result]]

@@ -1,0 +1,204 @@
+"""``kind: http`` — one request; value is the status code.
+
+detail: ``status``, ``headers``, ``body`` (parsed JSON, or text up to 4 KiB), ``final_url``,
+``redirects``, and for HTTPS ``tls`` with ``days_to_expiry`` of the server certificate.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+from typing import Any, Literal
+
+import aiohttp
+from cryptography import x509
+from yarl import URL
+from pydantic import ByteSize, Field, PrivateAttr, field_validator, model_validator
+
+from monitor.config.model import Model
+from monitor.expressions import Expression, ExpressionError, compile_expression
+from monitor.probes.base import CheckBase, ProbeEnv
+from monitor.results import Result, describe_exception, one_line, redact
+
+# Names an `expect.cel` condition can use.
+EXPECT_VARIABLES = ("status", "body", "headers", "latency", "tls")
+TEXT_DETAIL_LIMIT = 4096
+
+
+class HttpExpect(Model):
+    status: list[int] | None = None  # default: any 2xx
+    cel: str | None = None
+    body_contains: str | None = None
+
+    _expression: Expression | None = PrivateAttr(default=None)
+
+    @field_validator("status")
+    @classmethod
+    def _valid_codes(cls, codes: list[int] | None) -> list[int] | None:
+        if codes is not None:
+            if not codes:
+                raise ValueError("status must list at least one code")
+            bad = [c for c in codes if not 100 <= c <= 599]
+            if bad:
+                raise ValueError(f"invalid HTTP status code(s): {bad}")
+        return codes
+
+    @field_validator("cel")
+    @classmethod
+    def _compiles(cls, source: str | None) -> str | None:
+        if source is not None:
+            compile_expression(source, EXPECT_VARIABLES)
+        return source
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.cel is not None:
+            self._expression = compile_expression(self.cel, EXPECT_VARIABLES)
+
+    def status_ok(self, status: int) -> bool:
+        return 200 <= status < 300 if self.status is None else status in self.status
+
+
+class TlsOptions(Model):
+    ca_file: str | None = None
+    insecure_skip_verify: bool = False
+
+
+class HttpCheck(CheckBase):
+    kind: Literal["http"]
+    url: str
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    follow_redirects: bool = True
+    max_body: ByteSize = ByteSize(1024 * 1024)
+    tls: TlsOptions = Field(default_factory=TlsOptions)
+    expect: HttpExpect = Field(default_factory=HttpExpect)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        try:
+            parsed = URL(url)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"invalid URL: {err}") from None
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError(f"url must be http:// or https:// with a host, got {redact(url)!r}")
+        return url
+
+    @model_validator(mode="after")
+    def _ca_file_exists(self) -> HttpCheck:
+        if self.tls.ca_file is not None:
+            try:
+                ssl.create_default_context(cafile=self.tls.ca_file)
+            except (OSError, ssl.SSLError) as err:
+                raise ValueError(f"tls.ca_file {self.tls.ca_file!r} cannot be loaded: {err}") from None
+        return self
+
+
+async def probe(check: HttpCheck, deadline: float, env: ProbeEnv) -> Result:
+    session = env.http_session()
+    tls: ssl.SSLContext | bool = False
+    if check.url.startswith("https"):
+        tls = env.tls_context(check.tls.ca_file, not check.tls.insecure_skip_verify)
+    started = time.perf_counter()
+    try:
+        async with session.request(
+            check.method,
+            check.url,
+            headers=check.headers,
+            data=check.body.encode() if check.body is not None else None,
+            allow_redirects=check.follow_redirects,
+            ssl=tls,
+        ) as response:
+            tls_detail = _certificate_detail(response, env.clock.time()) if tls else None
+            raw, too_big = await _read_capped(response, int(check.max_body))
+    except aiohttp.ClientSSLError as err:
+        return Result.failed(f"TLS error: {describe_exception(err)}", time.perf_counter() - started)
+    except (aiohttp.ClientError, OSError, ValueError) as err:
+        return Result.failed(describe_exception(err), time.perf_counter() - started)
+    latency = time.perf_counter() - started
+
+    status = response.status
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    detail: dict[str, Any] = {
+        "status": status,
+        "headers": headers,
+        "final_url": redact(str(response.url)),
+        "redirects": len(response.history),
+    }
+    if tls_detail is not None:
+        detail["tls"] = tls_detail
+    if too_big:
+        return Result.failed(
+            f"response body larger than max_body ({int(check.max_body)} bytes)", latency, detail, value=status
+        )
+    body, body_error = _decode_body(raw, headers.get("content-type", ""))
+    detail["body"] = body
+
+    if not check.expect.status_ok(status):
+        wanted = check.expect.status or "2xx"
+        return Result.failed(f"status {status}, expected {wanted}", latency, detail, value=status)
+    if check.expect.body_contains is not None and check.expect.body_contains not in raw.decode("utf-8", "replace"):
+        return Result.failed(f"body does not contain {check.expect.body_contains!r}", latency, detail, value=status)
+    expression = check.expect._expression
+    if expression is not None:
+        if body_error is not None and "body" in expression.program.variables():
+            return Result.failed(f"invalid JSON body: {body_error}", latency, detail, value=status)
+        try:
+            passed = expression.evaluate(
+                {"status": status, "body": body, "headers": headers, "latency": latency, "tls": tls_detail or {}}
+            )
+        except ExpressionError as err:
+            return Result.failed(f"expect.cel: {err}", latency, detail, value=status)
+        if passed is not True:
+            return Result.failed(f"expect.cel is {_short(passed)}: {check.expect.cel}", latency, detail, value=status)
+    return Result(up=True, value=float(status), latency=latency, detail=detail)
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """Read at most ``limit`` bytes; a target sending 50 MB must not cost us 50 MB."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return b"", True
+        chunks.append(chunk)
+    return b"".join(chunks), False
+
+
+def _decode_body(raw: bytes, content_type: str) -> tuple[Any, str | None]:
+    """JSON when it parses (whatever the content type claims), else bounded text."""
+    text = raw.decode("utf-8", "replace")
+    stripped = text.lstrip()
+    if "json" in content_type or stripped[:1] in ("{", "["):
+        try:
+            return json.loads(text), None
+        except (ValueError, RecursionError) as err:
+            return text[:TEXT_DETAIL_LIMIT], one_line(str(err), 200)
+    return text[:TEXT_DETAIL_LIMIT], "body is not JSON"
+
+
+def _certificate_detail(response: aiohttp.ClientResponse, now: float) -> dict[str, Any] | None:
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return None
+    cert = x509.load_der_x509_certificate(der)
+    not_after = cert.not_valid_after_utc
+    return {
+        "not_after": not_after.isoformat(),
+        "days_to_expiry": round((not_after.timestamp() - now) / 86400, 2),
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "version": ssl_object.version(),
+    }
+
+
+def _short(value: Any) -> str:
+    return one_line(repr(value), 80)

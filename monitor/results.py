@@ -1,0 +1,56 @@
+"""What one probe run produces (CONTRACT §2), shared by every later stage."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Outcome(str, Enum):
+    """How a run ended; the ``result`` label of ``monitor_check_runs_total``."""
+
+    SUCCESS = "success"  # the probe ran and the target is healthy
+    FAILURE = "failure"  # the probe ran and the target is unhealthy
+    TIMEOUT = "timeout"  # the deadline passed before the probe finished
+    ERROR = "error"  # the probe itself broke (a bug, or a config that cannot work)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    up: bool
+    value: float | None = None
+    latency: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    outcome: Outcome = Outcome.SUCCESS
+    at: float = 0.0  # wall-clock time the run started, filled in by the runner
+
+    @staticmethod
+    def failed(error: str, latency: float = 0.0, detail: dict[str, Any] | None = None,
+               value: float | None = None) -> Result:
+        return Result(up=False, value=value, latency=latency, detail=detail or {},
+                      error=one_line(error), outcome=Outcome.FAILURE)
+
+
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
+_PASSWORD_KV = re.compile(r"(?i)\b(password|passwd|pwd|token|secret)=\S+")
+
+
+def redact(text: str) -> str:
+    """Remove credentials that libraries like to echo back in error messages."""
+    text = _USERINFO.sub(r"\g<scheme>***@", text)
+    return _PASSWORD_KV.sub(r"\1=***", text)
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """Errors are shown in tables, logs and Slack: one line, bounded, no secrets."""
+    flat = " ".join(redact(str(text)).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def describe_exception(err: BaseException) -> str:
+    message = str(err).strip()
+    name = type(err).__name__
+    return one_line(f"{name}: {message}" if message else name)

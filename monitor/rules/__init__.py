@@ -1,0 +1,1 @@
+"""Alert rules: their config models now; evaluation lives beside them."""

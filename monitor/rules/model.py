@@ -1,0 +1,80 @@
+"""Rule files, in Prometheus' rule-file shape with ``check:`` naming what a rule watches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, PrivateAttr, field_validator
+
+from monitor.config.durations import Duration
+from monitor.config.model import Model
+from monitor.expressions import Expression, compile_expression
+from monitor.probes.base import LABEL_NAME
+
+# What a rule's `expr` can read about the latest result of its check...
+RULE_VARIABLES = ("up", "value", "latency", "status", "body", "detail", "labels", "error", "age")
+# ...and the window functions over the check's history, each taking a window like "5m".
+WINDOW_FUNCTIONS = (
+    "avg_over_time", "max_over_time", "min_over_time", "quantile_over_time",
+    "success_ratio", "changes", "rate", "count_over_time",
+)
+
+
+class Rule(Model):
+    alert: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    check: str | dict[str, str]
+    expr: str
+    for_: Duration = Field(default=0.0, alias="for")
+    keep_firing_for: Duration = 0.0
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    _expression: Expression | None = PrivateAttr(default=None)
+
+    @field_validator("expr")
+    @classmethod
+    def _compiles(cls, source: str) -> str:
+        compile_expression(source, RULE_VARIABLES, WINDOW_FUNCTIONS)
+        return source
+
+    @field_validator("check")
+    @classmethod
+    def _selector(cls, check: str | dict[str, str]) -> str | dict[str, str]:
+        if isinstance(check, dict):
+            if not check:
+                raise ValueError("a label selector needs at least one label")
+            for name in check:
+                if not LABEL_NAME.match(name):
+                    raise ValueError(f"invalid label name {name!r} in selector")
+        return check
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
+        for name in labels:
+            if not LABEL_NAME.match(name) or name.startswith("__"):
+                raise ValueError(f"invalid label name {name!r}")
+        return labels
+
+    def model_post_init(self, __context: Any) -> None:
+        self._expression = compile_expression(self.expr, RULE_VARIABLES, WINDOW_FUNCTIONS)
+
+    @property
+    def expression(self) -> Expression:
+        assert self._expression is not None
+        return self._expression
+
+    def selects(self, name: str, labels: dict[str, str]) -> bool:
+        if isinstance(self.check, str):
+            return self.check == name
+        return all(labels.get(k) == v for k, v in self.check.items())
+
+
+class RuleGroup(Model):
+    name: str
+    interval: Duration | None = None  # accepted for Prometheus compatibility; rules run per result
+    rules: list[Rule] = Field(default_factory=list)
+
+
+class RuleFile(Model):
+    groups: list[RuleGroup] = Field(default_factory=list)

@@ -1,0 +1,1 @@
+"""Running checks on time: the runner (one run, one deadline) and the scheduler."""
