@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib.util
 import statistics
 import tempfile
 import time
@@ -153,10 +154,30 @@ def report(results: list[EngineResult], total: int, concurrency: int, rounds: in
         f"- setup: client process pinned to CPU {MEASURED_CPU}, bench/target.py on CPU {LOAD_CPU}; "
         f"{total} GETs per engine per round, concurrency {concurrency}, median of {rounds} interleaved rounds, "
         f"after {WARMUP_REQUESTS} warm-up requests; CPU = client `time.process_time()` (user+sys)",
+        f"- versions: aiohttp {aiohttp.__version__}, httpx {httpx.__version__}, httpcore {_version('httpcore')}, "
+        f"anyio {_version('anyio')}; sniffio importable: {_sniffio_note()}",
         "",
         md_table(["engine", "CPU µs / request", "vs aiohttp force_close", "req/s (wall)", "errors"], rows),
         "",
     ])
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "absent"
+
+
+def _sniffio_note() -> str:
+    # anyio >= 4.11 stopped depending on sniffio, and httpcore 1.0.x then re-attempts a
+    # failing `import sniffio` (a sys.path scan) on every lock/semaphore it creates, i.e.
+    # several times per request: a large part of httpx's CPU here (encode/httpcore#1103).
+    if importlib.util.find_spec("sniffio") is not None:
+        return "yes"
+    return "**no** (httpcore retries a failing `import sniffio` several times per request, see encode/httpcore#1103)"
 
 
 def main(argv: list[str] | None = None) -> int:

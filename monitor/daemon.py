@@ -73,6 +73,9 @@ class Daemon:
         self.metrics.reload_time.set(time.time())
 
     # --- life cycle ----------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -103,6 +106,8 @@ class Daemon:
             await self.scheduler.stop(SHUTDOWN_GRACE)
             await runner.cleanup()
             await self.env.close()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
             log.info("stopped")
 
 

@@ -21,7 +21,7 @@ from monitor.config.yaml_source import SourceMap, load_yaml
 from monitor.probes import PROBES, CheckBase, CheckConfig
 from monitor.rules.model import Rule, RuleFile
 
-_CHECKS = TypeAdapter(list[CheckConfig])
+_CHECKS: TypeAdapter[list[CheckBase]] = TypeAdapter(list[CheckConfig])
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -205,5 +205,7 @@ def _message(error: Any) -> str:
         return f"unknown kind {error['ctx']['tag']!r} (known kinds: {', '.join(PROBES)})"
     if kind == "union_tag_not_found":
         return f"missing `kind:` (one of: {', '.join(PROBES)})"
+    if kind == "string_pattern_mismatch":
+        return f"must match {error['ctx']['pattern']} (lowercase letters, digits and _ for names)"
     message: str = error["msg"]
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")

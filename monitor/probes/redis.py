@@ -69,7 +69,8 @@ async def _measure(client: aioredis.Redis, check: RedisCheck) -> tuple[float | N
         command = _LENGTH_COMMANDS.get(kind)
         if command is None:
             raise _NotAQueue(check.queue, kind)
-        return float(await client.execute_command(command, check.queue)), {"type": kind}
+        length = await client.execute_command(command, check.queue)  # type: ignore[no-untyped-call]
+        return float(length), {"type": kind}
     if check.info is not None:
         info: dict[str, Any] = await client.info("everything")
         if check.info not in info:

@@ -15,6 +15,7 @@ import math
 import time
 import zlib
 from collections.abc import Callable
+from typing import Any
 from datetime import datetime, timezone
 
 import structlog
@@ -53,7 +54,7 @@ class CheckScheduler:
         self._listeners: list[ResultListener] = []
         self._scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self._scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: set[asyncio.Task[Any]] = set()
         self.last_tick = time.monotonic()
 
     def on_result(self, listener: ResultListener) -> None:
@@ -108,7 +109,7 @@ class CheckScheduler:
         self._lag.observe(max(now - planned, 0.0))
         task = asyncio.current_task()
         if task is not None:
-            self._in_flight.add(task)  # type: ignore[arg-type]
+            self._in_flight.add(task)
         try:
             result = await run_check(check, self._env, self._slots)
             self._statuses.record(name, result)
@@ -119,7 +120,7 @@ class CheckScheduler:
                     log.exception("result_listener_failed", check=name)
         finally:
             if task is not None:
-                self._in_flight.discard(task)  # type: ignore[arg-type]
+                self._in_flight.discard(task)
 
     def _on_skipped(self, event: JobSubmissionEvent) -> None:
         status = self._statuses.get(event.job_id)
