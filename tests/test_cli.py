@@ -122,3 +122,27 @@ def test_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0, stderr
     events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
     assert events[0] == "started" and "config_reloaded" in events and events[-1] == "stopped"
+
+
+def test_status_against_a_running_daemon_and_none(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen([*MONITOR, "run", "-c", str(config(tmp_path, DB_DOWN, port=port))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            done = monitor("status", "--url", url)
+            if done.returncode == 0 and "DOWN" in done.stdout:
+                break
+            assert time.monotonic() < deadline, done.stdout + done.stderr
+            time.sleep(0.3)
+        header, row = done.stdout.splitlines()[:2]
+        assert header.split() == ["CHECK", "KIND", "STATE", "VALUE", "LATENCY", "ERROR"]
+        assert row.split()[:3] == ["db", "postgres", "DOWN"]
+        assert "1 checks, 1 down" in done.stdout
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    unreachable = monitor("status", "--url", f"http://127.0.0.1:{free_port()}")
+    assert unreachable.returncode == 1 and "cannot reach a daemon" in unreachable.stderr

@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("name")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     with_config(check)
+    status = commands.add_parser("status", help="show a running daemon's checks")
+    status.add_argument("--url", default=os.environ.get("MONITOR_URL", "http://127.0.0.1:9464"),
+                        help="the daemon's address (default: $MONITOR_URL or http://127.0.0.1:9464)")
     return parser
 
 
@@ -41,6 +44,10 @@ def _load(args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "status":  # talks to a running daemon; needs no config
+        from monitor.cli.status import run_status_command
+
+        return run_status_command(args.url)
     try:
         config = _load(args)
     except ConfigError as err:
