@@ -40,6 +40,8 @@ class Expression:
         """Run the expression; raises ExpressionError with a one-line reason."""
         try:
             return self.program.execute(dict(variables))
+        except KeyError as err:  # the library's text is only the quoted key
+            raise ExpressionError(f"no such key: {err.args[0]!r}" if err.args else "no such key") from None
         except Exception as err:  # the library raises RuntimeError/TypeError/ValueError
             raise ExpressionError(_first_line(str(err))) from None
 

@@ -11,7 +11,7 @@ never shares scheduling with the server. Paths:
 ``/trickle``          headers, then one body byte every 0.2 s
 ``/big``              a 50 MB body, streamed from one reused 64 KiB chunk
 ``/badjson``          ``application/json`` with body ``{"status": ``
-``/redirect``         302 to ``/ok``
+``/redirect``         302 to ``/ok`` (or to the ``to`` query parameter)
 ``/slow?ms=N``        like ``/ok`` after N milliseconds
 anything else         404
 
@@ -134,7 +134,7 @@ class MisbehavingServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         try:
             await self._handle(reader, writer)
         except asyncio.CancelledError:
@@ -142,7 +142,7 @@ class MisbehavingServer:
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
             pass  # the client went away mid-answer; that is most of what this server is for
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1)
@@ -181,7 +181,8 @@ class MisbehavingServer:
     async def _status(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
                       query: dict[str, list[str]]) -> None:
         code = int(path.rsplit("/", 1)[1])
-        await _send(writer, code, json.dumps({"code": code}).encode())
+        body = b"" if code in (204, 304) or code < 200 else json.dumps({"code": code}).encode()  # no body allowed
+        await _send(writer, code, body)
 
     async def _hang(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
                     query: dict[str, list[str]]) -> None:
@@ -223,7 +224,8 @@ class MisbehavingServer:
 
     async def _redirect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
                         query: dict[str, list[str]]) -> None:
-        await _send(writer, 302, b"", content_type="text/plain", extra={"Location": "/ok"})
+        location = query.get("to", ["/ok"])[0]
+        await _send(writer, 302, b"", content_type="text/plain", extra={"Location": location})
 
     async def _slow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
                     query: dict[str, list[str]]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import ssl
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,26 @@ def _default_timeout(interval: Any, default: float) -> Any:
         return default  # the interval's own error is reported instead
 
 
+# The TLS peers met while one probe runs (one per hop of a redirect chain). Set per probe
+# task; the connector below appends to it. Reading the certificate from the response is
+# not enough: aiohttp releases a connection as soon as a small body has arrived, so
+# `response.connection` is usually None by the time the probe looks.
+PEER_CERTIFICATES: ContextVar[list[tuple[bytes, str]] | None] = ContextVar("peer_certificates", default=None)
+
+
+class _CertificateRecordingConnector(aiohttp.TCPConnector):
+    async def connect(self, req: aiohttp.ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout) -> Any:
+        connection = await super().connect(req, traces, timeout)
+        sink = PEER_CERTIFICATES.get()
+        transport = connection.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        if sink is not None and ssl_object is not None:
+            der = ssl_object.getpeercert(binary_form=True)
+            if der:
+                sink.append((der, ssl_object.version() or ""))
+        return connection
+
+
 @dataclass
 class ProbeEnv:
     """Shared, long-lived things probes use: one HTTP connector, cached TLS contexts, push state."""
@@ -98,7 +119,7 @@ class ProbeEnv:
             # force_close: every probe opens its own connection, as blackbox_exporter does.
             # A kept-alive connection would hide a listener that stopped accepting and would
             # turn a server-side idle close into a false failure.
-            connector = aiohttp.TCPConnector(limit=0, force_close=True, ttl_dns_cache=10)
+            connector = _CertificateRecordingConnector(limit=0, force_close=True, ttl_dns_cache=10)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None),  # the runner's deadline governs

@@ -18,7 +18,7 @@ from pydantic import ByteSize, Field, PrivateAttr, field_validator, model_valida
 
 from monitor.config.model import Model
 from monitor.expressions import Expression, ExpressionError, compile_expression
-from monitor.probes.base import CheckBase, ProbeEnv
+from monitor.probes.base import PEER_CERTIFICATES, CheckBase, ProbeEnv
 from monitor.results import Result, describe_exception, one_line, redact
 
 # Names an `expect.cel` condition can use.
@@ -98,9 +98,11 @@ class HttpCheck(CheckBase):
 
 async def probe(check: HttpCheck, deadline: float, env: ProbeEnv) -> Result:
     session = env.http_session()
-    tls: ssl.SSLContext | bool = False
-    if check.url.startswith("https"):
-        tls = env.tls_context(check.tls.ca_file, not check.tls.insecure_skip_verify)
+    # Always pass the context: aiohttp uses it only on https hops, and an http:// URL that
+    # redirects to https:// (or one spelled HTTPS://) must be verified like any other.
+    tls = env.tls_context(check.tls.ca_file, not check.tls.insecure_skip_verify)
+    peers: list[tuple[bytes, str]] = []
+    token = PEER_CERTIFICATES.set(peers)
     started = time.perf_counter()
     try:
         async with session.request(
@@ -111,12 +113,15 @@ async def probe(check: HttpCheck, deadline: float, env: ProbeEnv) -> Result:
             allow_redirects=check.follow_redirects,
             ssl=tls,
         ) as response:
-            tls_detail = _certificate_detail(response, env.clock.time()) if tls else None
             raw, too_big = await _read_capped(response, int(check.max_body))
     except aiohttp.ClientSSLError as err:
         return Result.failed(f"TLS error: {describe_exception(err)}", time.perf_counter() - started)
     except (aiohttp.ClientError, OSError, ValueError) as err:
         return Result.failed(describe_exception(err), time.perf_counter() - started)
+    finally:
+        PEER_CERTIFICATES.reset(token)
+    # The certificate of the last hop is the one that served the answer.
+    tls_detail = _certificate_detail(*peers[-1], env.clock.time()) if peers and response.url.scheme == "https" else None
     latency = time.perf_counter() - started
 
     status = response.status
@@ -169,26 +174,21 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> tuple[by
 
 
 def _decode_body(raw: bytes, content_type: str) -> tuple[Any, str | None]:
-    """JSON when it parses (whatever the content type claims), else bounded text."""
+    """Parsed JSON when the body is (or claims to be) JSON, else bounded text.
+
+    The error is set only when a body that claims to be JSON does not parse: then a
+    condition on ``body`` cannot be judged and the check fails saying why.
+    """
     text = raw.decode("utf-8", "replace")
-    stripped = text.lstrip()
-    if "json" in content_type or stripped[:1] in ("{", "["):
+    if "json" in content_type or text.lstrip()[:1] in ("{", "["):
         try:
             return json.loads(text), None
         except (ValueError, RecursionError) as err:
             return text[:TEXT_DETAIL_LIMIT], one_line(str(err), 200)
-    return text[:TEXT_DETAIL_LIMIT], "body is not JSON"
+    return text[:TEXT_DETAIL_LIMIT], None
 
 
-def _certificate_detail(response: aiohttp.ClientResponse, now: float) -> dict[str, Any] | None:
-    connection = response.connection
-    transport = connection.transport if connection is not None else None
-    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    if ssl_object is None:
-        return None
-    der = ssl_object.getpeercert(binary_form=True)
-    if not der:
-        return None
+def _certificate_detail(der: bytes, version: str, now: float) -> dict[str, Any]:
     cert = x509.load_der_x509_certificate(der)
     not_after = cert.not_valid_after_utc
     return {
@@ -196,7 +196,7 @@ def _certificate_detail(response: aiohttp.ClientResponse, now: float) -> dict[st
         "days_to_expiry": round((not_after.timestamp() - now) / 86400, 2),
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
-        "version": ssl_object.version(),
+        "version": version,
     }
 
 
