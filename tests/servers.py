@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 STARTUP_TIMEOUT = 20.0
 
@@ -218,16 +219,19 @@ class PostgresServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        # As root, drop to the postgres account; as anyone else, run as ourselves.
+        as_user: dict[str, Any] = {"user": PG_USER, "group": PG_USER, "extra_groups": []} if os.geteuid() == 0 else {}
         return subprocess.run(
-            list(args), user=PG_USER, group=PG_USER, extra_groups=[], cwd=self.dir,
+            list(args), **as_user, cwd=self.dir,
             env={"PATH": "/usr/bin:/bin", "LC_ALL": "C", "LANG": "C", "HOME": str(self.dir)},
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
         )
 
     def initdb(self) -> None:
         self.sockets.mkdir(exist_ok=True)
-        shutil.chown(self.dir, PG_USER, PG_USER)
-        shutil.chown(self.sockets, PG_USER, PG_USER)
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, PG_USER, PG_USER)
+            shutil.chown(self.sockets, PG_USER, PG_USER)
         os.chmod(self.dir, 0o700)
         done = self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
                          "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C")
