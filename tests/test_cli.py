@@ -146,3 +146,14 @@ def test_status_against_a_running_daemon_and_none(tmp_path: Path) -> None:
         proc.wait(10)
     unreachable = monitor("status", "--url", f"http://127.0.0.1:{free_port()}")
     assert unreachable.returncode == 1 and "cannot reach a daemon" in unreachable.stderr
+
+
+def test_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
+    path = config(tmp_path, DB_OK)
+    proc = subprocess.Popen([*MONITOR, "check", "db", "--json", "-c", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # like `| head -0`: nobody reads the output
+    stderr = proc.stderr.read().decode()
+    proc.wait(30)
+    assert "Traceback" not in stderr
