@@ -115,6 +115,10 @@ class Target:
     def health_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/health"
 
+    def check_url(self, name: str) -> str:
+        """/health tagged with the check name, so the target can time each check's runs."""
+        return f"{self.health_url}?check={name}"
+
 
 @contextlib.contextmanager
 def run_target(log_dir: Path, workers: int = 1, timeout: float = 15.0) -> Iterator[Target]:
@@ -137,14 +141,25 @@ def run_target(log_dir: Path, workers: int = 1, timeout: float = 15.0) -> Iterat
         stop(proc)
 
 
+def _target_get(port: int, path: str) -> bytes:
+    # A raw socket rather than urllib: this runs between CPU readings and should be cheap.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        chunks = []
+        while chunk := sock.recv(1 << 20):
+            chunks.append(chunk)
+    return b"".join(chunks).split(b"\r\n\r\n", 1)[1]
+
+
+def target_arrivals(port: int) -> list[tuple[float, str]]:
+    """(unix time, check name) of every ``?check=`` request since the last call."""
+    body = _target_get(port, "/arrivals")
+    return [(float(t), name.decode()) for t, name in (line.split(b" ", 1) for line in body.splitlines() if line)]
+
+
 def target_requests(port: int) -> int:
     """Requests served so far by the target (all workers), from its /stats endpoint."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    body = data.split(b"\r\n\r\n", 1)[1]
+    body = _target_get(port, "/stats")
     match = re.search(rb'"requests":\s*(\d+)', body)
     if not match:
         raise ValueError(f"unexpected /stats answer: {body[:200]!r}")
@@ -163,6 +178,8 @@ def machine_info() -> list[str]:
         f"- date: {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: nproc={os.cpu_count()}, CPU `{model}`, kernel {platform.release()}",
         f"- python: {platform.python_version()} ({sys.executable})",
+        # Other work on the box skews everything (pinning cannot keep it off our cores).
+        f"- load average at report time (1/5/15 min): {' / '.join(f'{x:.2f}' for x in os.getloadavg())}",
     ]
 
 

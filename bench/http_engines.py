@@ -19,8 +19,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +61,8 @@ async def aiohttp_client(keep_alive: bool) -> AsyncIterator[Fetch]:
         yield fetch
 
 
-ENGINES: dict[str, Callable[[], Any]] = {}  # filled below; typed loosely for brevity
+# name -> factory of an async context manager yielding a fetch function; filled below.
+ENGINES: dict[str, Callable[[], AbstractAsyncContextManager[Fetch]]] = {}
 
 
 @dataclass

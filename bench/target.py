@@ -7,7 +7,11 @@ alive unless the client asks for ``Connection: close`` (or speaks HTTP/1.0), whi
 the daemon's force-close connector and blackbox_exporter do.
 
 ``GET /stats`` answers ``{"requests": N}`` (all workers) so the driver can cross-check the
-probe rate the prober claims against what actually arrived.
+probe rate the prober claims against what actually arrived.  Requests carrying
+``?check=NAME`` are also time-stamped on arrival; ``GET /arrivals`` returns and clears them
+as ``<unix time> <NAME>`` lines (per worker process, so use it with ``--workers 1``): the
+driver derives each check's real start jitter from them, independently of what the
+prober's own metrics claim.
 
     python -m bench.target --port 8080 [--workers 2] [--cpu 1]
 """
@@ -23,6 +27,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 
 BODY = b'{"status":"healthy"}'
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: %s\r\n\r\n"
@@ -30,6 +35,8 @@ RESPONSE_KEEP = HEAD % (len(BODY), b"keep-alive") + BODY
 RESPONSE_CLOSE = HEAD % (len(BODY), b"close") + BODY
 SLOT = struct.Struct("Q")
 MAX_WORKERS = 64
+MAX_ARRIVALS = 2_000_000  # ~40 min at 1,000/s; beyond that, stop recording rather than grow
+ARRIVALS: list[tuple[float, bytes]] = []
 
 
 class Counter:
@@ -83,10 +90,14 @@ class HttpProtocol(asyncio.Protocol):
         first_line = head.split(b"\r\n", 1)[0]
         close = b"connection: close" in head or (first_line.endswith(b"http/1.0") and b"keep-alive" not in head)
         if first_line.startswith(b"get /stats"):
-            body = b'{"requests": %d}' % COUNTER.total()
-            self.transport.write(HEAD % (len(body), b"close" if close else b"keep-alive") + body)
+            self._write_body(b'{"requests": %d}' % COUNTER.total(), close)
+        elif first_line.startswith(b"get /arrivals"):
+            self._write_body(_drain_arrivals(), close)
         else:
-            COUNTER.local += 1  # /stats itself is not counted
+            COUNTER.local += 1  # the bookkeeping endpoints are not counted
+            if b"?check=" in first_line and len(ARRIVALS) < MAX_ARRIVALS:
+                # Keep the hot path cheap: store raw bytes, parse only when dumped.
+                ARRIVALS.append((time.time(), first_line))
             self.transport.write(RESPONSE_CLOSE if close else RESPONSE_KEEP)
         if close:
             # Server closes first, so TIME_WAIT lands here rather than eating the
@@ -94,6 +105,17 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
             return False
         return True
+
+
+    def _write_body(self, body: bytes, close: bool) -> None:
+        assert self.transport is not None
+        self.transport.write(HEAD % (len(body), b"close" if close else b"keep-alive") + body)
+
+
+def _drain_arrivals() -> bytes:
+    lines = [b"%.6f %s" % (t, line.split(b"?check=", 1)[1].split(b" ", 1)[0]) for t, line in ARRIVALS]
+    ARRIVALS.clear()
+    return b"\n".join(lines)
 
 
 def _content_length(head: bytes) -> int:
@@ -154,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     procs = [ctx.Process(target=_worker, args=(i, args.port, cpus), daemon=True) for i in range(workers)]
     for proc in procs:
         proc.start()
-    signal.signal(signal.SIGTERM, lambda *_: [p.terminate() for p in procs])
+    def forward_term(*_: object) -> None:
+        for proc in procs:
+            proc.terminate()
+
+    signal.signal(signal.SIGTERM, forward_term)
     for proc in procs:
         proc.join()
     return 0

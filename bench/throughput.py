@@ -9,6 +9,10 @@ against bench/target.py, left to warm up, and then measured over a window bounde
                        interpolated like Prometheus' histogram_quantile()
 * CPU s / 1000 probes — utime+stime of the daemon process from /proc/<pid>/stat
 * peak RSS           — VmHWM from /proc/<pid>/status
+* start jitter       — independent of the daemon's metrics: each check's URL carries
+                       ``?check=NAME`` and the target time-stamps arrivals; a run's jitter is
+                       how much later it arrived than the check's best-aligned run in the
+                       window (arrival − k·interval, minus that check's minimum)
 
 blackbox_exporter is then driven at the same probe rate (keep-alive GETs of /probe from an
 in-process asyncio load generator) and its CPU per 1,000 probes measured the same way.
@@ -56,12 +60,14 @@ from bench._common import (
     status_kib,
     stop,
     tail,
+    target_arrivals,
     target_requests,
     update_results_section,
 )
 
 STANDARD_SCENARIOS = [(1000, 1.0), (10_000, 10.0)]  # both ≈ 1,000 probes/s
 RUNS_METRIC = "monitor_check_runs_total"
+SKIPPED_METRIC = "monitor_check_skipped_runs_total"
 LAG_METRIC = "monitor_scheduler_lag_seconds"
 BLACKBOX_BIN = "prometheus-blackbox-exporter"
 
@@ -77,6 +83,7 @@ class Snapshot:
     lag_buckets: dict[float, float] = field(default_factory=dict)  # le -> cumulative count
     lag_sum: float = 0.0
     lag_count: float = 0.0
+    skipped: float = 0.0
     names: set[str] = field(default_factory=set)
     size_bytes: int = 0
 
@@ -97,6 +104,8 @@ def parse_metrics(text: str) -> Snapshot:
                 # Sum across any other labels: the benchmark wants the daemon-wide lag.
                 le = float(sample.labels["le"])
                 snap.lag_buckets[le] = snap.lag_buckets.get(le, 0.0) + sample.value
+            elif sample.name == SKIPPED_METRIC:
+                snap.skipped += sample.value
             elif sample.name == LAG_METRIC + "_sum":
                 snap.lag_sum += sample.value
             elif sample.name == LAG_METRIC + "_count":
@@ -154,12 +163,19 @@ class DaemonResult:
     lag_p50: float = math.nan
     lag_p99: float = math.nan
     lag_mean: float = math.nan
+    jitter_p50: float = math.nan
+    jitter_p99: float = math.nan
+    jitter_max: float = math.nan
+    skipped_runs: float = math.nan
     cpu_fraction: float = math.nan  # of one core
     cpu_per_1000: float = math.nan
     peak_rss_mib: float = math.nan
     results: dict[str, float] = field(default_factory=dict)
     scrape_ms: float = math.nan
     scrape_kib: float = math.nan
+    scrape_cpu_s: float = math.nan
+    per_second_min: int = -1  # probes arriving at the target per whole second of the window
+    per_second_max: int = -1
     error: str | None = None
 
     @property
@@ -167,7 +183,7 @@ class DaemonResult:
         return self.checks / self.interval
 
 
-def write_config(directory: Path, checks: int, interval: float, target: Target, listen_port: int) -> Path:
+def write_config(directory: Path, checks: int, interval: float, target: Target, listen_port: int, tagged: bool) -> Path:
     """The two-file layout the daemon expects; YAML written by hand so the benchmark has
     no dependency on PyYAML's formatting choices."""
     timeout = min(interval, 5.0)
@@ -181,8 +197,9 @@ def write_config(directory: Path, checks: int, interval: float, target: Target, 
     )
     lines = ["checks:"]
     lines += [
-        f"  - {{name: bench_{i:04d}, kind: http, url: {target.health_url}, interval: {interval:g}s, timeout: {timeout:g}s}}"
-        for i in range(1, checks + 1)
+        f"  - {{name: {name}, kind: http, url: '{target.check_url(name) if tagged else target.health_url}', "
+        f"interval: {interval:g}s, timeout: {timeout:g}s}}"
+        for name in (f"bench_{i:04d}" for i in range(1, checks + 1))
     ]
     (directory / "checks.yaml").write_text("\n".join(lines) + "\n")
     return main
@@ -211,12 +228,12 @@ def sleep_watching(proc: subprocess.Popen[bytes], seconds: float, what: str) -> 
 
 
 def measure_daemon(monitor_bin: str, target: Target, checks: int, interval: float, warmup: float,
-                   duration: float, workdir: Path) -> DaemonResult:
+                   duration: float, workdir: Path, tagged: bool) -> DaemonResult:
     result = DaemonResult(checks, interval)
     scenario_dir = workdir / f"daemon-{checks}x{interval:g}s"
     scenario_dir.mkdir()
     port = free_port()
-    config = write_config(scenario_dir, checks, interval, target, port)
+    config = write_config(scenario_dir, checks, interval, target, port, tagged)
     base = f"http://127.0.0.1:{port}"
     log = scenario_dir / "daemon.log"
     print(f"[daemon] {checks} checks @ {interval:g}s (expect {checks / interval:.0f} probes/s); log {log}", flush=True)
@@ -225,14 +242,23 @@ def measure_daemon(monitor_bin: str, target: Target, checks: int, interval: floa
         result.startup_s = wait_ready(proc, base, timeout=30 + checks / 200)
         sleep_watching(proc, warmup, "daemon")
         snap1, mid1, scrape1 = scrape(base)
+        target_arrivals(target.port)  # discard: only arrivals inside the window count
         cpu1, tc1, treq1, tcpu1 = cpu_seconds(proc.pid), time.monotonic(), target_requests(target.port), cpu_seconds(target.pid)
         sleep_watching(proc, duration, "daemon")
         cpu2, tc2, treq2, tcpu2 = cpu_seconds(proc.pid), time.monotonic(), target_requests(target.port), cpu_seconds(target.pid)
         result.target_cpu_fraction = (tcpu2 - tcpu1) / (tc2 - tc1)
+        arrivals = target_arrivals(target.port)
+        cpu_pre = cpu_seconds(proc.pid)
         snap2, mid2, scrape2 = scrape(base)
+        # Daemon CPU while one scrape is served (probing goes on meanwhile, so this is an
+        # upper bound on the scrape's own cost); kept out of the per-probe figure above.
+        result.scrape_cpu_s = cpu_seconds(proc.pid) - cpu_pre
+        if tagged:
+            fill_jitter(result, start_jitter(arrivals, interval))
+            result.per_second_min, result.per_second_max = per_second_extremes(arrivals)
         result.peak_rss_mib = status_kib(proc.pid, "VmHWM") / 1024
         fill_daemon_result(result, snap1, snap2, mid2 - mid1, (cpu2 - cpu1) / (tc2 - tc1), (treq2 - treq1) / (tc2 - tc1))
-        result.scrape_ms = (scrape1 + scrape2) / 2 * 1000
+        result.scrape_ms = scrape2 * 1000  # the one whose CPU is measured
         result.scrape_kib = snap2.size_bytes / 1024
     except (RuntimeError, OSError, ValueError) as err:
         result.error = f"{type(err).__name__}: {err}"
@@ -271,15 +297,66 @@ def fill_daemon_result(result: DaemonResult, snap1: Snapshot, snap2: Snapshot, w
     result.lag_p99 = histogram_quantile(0.99, deltas)
     count = snap2.lag_count - snap1.lag_count
     result.lag_mean = (snap2.lag_sum - snap1.lag_sum) / count if count > 0 else math.nan
+    result.skipped_runs = snap2.skipped - snap1.skipped
     result.cpu_fraction = cpu_fraction
     if result.probes_per_s > 0:
         result.cpu_per_1000 = cpu_fraction / result.probes_per_s * 1000
 
 
+def start_jitter(arrivals: list[tuple[float, str]], interval: float) -> list[float]:
+    """Per-run lateness relative to each check's own best-aligned run in the window.
+
+    The daemon's planned times are not observable from outside, but a check that keeps up
+    arrives at t0 + k·interval; subtracting k·interval and the check's minimum leaves how
+    late each run started (connect time included).  A constant delay shared by every run
+    of a check is invisible, and lateness over interval/2 is mis-attributed to the next
+    slot, so this is a lower bound — but one that does not trust the daemon's own clock.
+    """
+    by_check: dict[str, list[float]] = defaultdict(list)
+    for when, name in arrivals:
+        by_check[name].append(when)
+    samples: list[float] = []
+    for times in by_check.values():
+        if len(times) < 2:
+            continue
+        times.sort()
+        offsets = [t - round((t - times[0]) / interval) * interval for t in times]
+        base = min(offsets)
+        samples += sorted(o - base for o in offsets)[1:]  # drop the reference run (0 by definition)
+    return samples
+
+
+def per_second_extremes(arrivals: list[tuple[float, str]]) -> tuple[int, int]:
+    """Fewest / most probes that reached the target in any whole second of the window: a
+    scheduler that spreads its checks keeps both near the average rate."""
+    if not arrivals:
+        return -1, -1
+    start = min(t for t, _ in arrivals)
+    bins = [0] * (int(max(t for t, _ in arrivals) - start))  # whole seconds only
+    for when, _ in arrivals:
+        index = int(when - start)
+        if index < len(bins):
+            bins[index] += 1
+    return (min(bins), max(bins)) if bins else (-1, -1)
+
+
+def fill_jitter(result: DaemonResult, samples: list[float]) -> None:
+    if not samples:
+        return
+    samples.sort()
+    def pick(q: float) -> float:  # nearest rank: exact samples, no bucket interpolation needed
+        return samples[min(len(samples) - 1, int(q * len(samples)))]
+
+    result.jitter_p50, result.jitter_p99, result.jitter_max = pick(0.5), pick(0.99), samples[-1]
+
+
 def summary(r: DaemonResult) -> str:
     if r.error:
         return f"error: {r.error}"
-    return (f"{r.probes_per_s:.0f}/{r.expected_per_s:.0f} probes/s, lag p50 {fmt_ms(r.lag_p50)} p99 {fmt_ms(r.lag_p99)}, "
+    return (f"{r.probes_per_s:.0f}/{r.expected_per_s:.0f} probes/s, lag p50 {fmt_ms(r.lag_p50)} p99 {fmt_ms(r.lag_p99)} "
+            f"(mean {fmt_ms(r.lag_mean)}), target-side start jitter p50 {fmt_ms(r.jitter_p50)} p99 {fmt_ms(r.jitter_p99)} "
+            f"max {fmt_ms(r.jitter_max)}, probes/s per 1-s bin min {r.per_second_min} max {r.per_second_max}, "
+            f"skipped runs {r.skipped_runs:.0f}, "
             f"CPU {r.cpu_fraction:.0%} of a core = {r.cpu_per_1000:.3f} s/1000 probes, peak RSS {r.peak_rss_mib:.0f} MiB, "
             f"results {fmt_results(r.results)}")
 
@@ -466,18 +543,21 @@ def fmt_results(results: dict[str, float]) -> str:
 
 def report(daemons: list[DaemonResult], blackboxes: list[BlackboxResult], warmups: dict[float, float], duration: float) -> str:
     header = ["prober", "scenario", "expected probes/s", "achieved probes/s", "target req/s",
-              "sched lag p50", "sched lag p99", "CPU (% of 1 core)", "CPU s / 1000 probes", "peak RSS MiB", "notes"]
+              "sched lag p50 / p99 (daemon metric)", "start jitter p50 / p99 / max (target-side)", "CPU (% of 1 core)", "CPU s / 1000 probes", "peak RSS MiB", "notes"]
     rows: list[list[str]] = []
     for d in daemons:
         if d.error:
             rows.append(["monitor", f"{d.checks} checks @ {d.interval:g}s", f"{d.expected_per_s:.0f}", "—", "—", "—", "—", "—", "—", "—", f"**{d.error}**"])
             continue
-        notes = (f"ready after {d.startup_s:.1f}s; results {fmt_results(d.results)}; lag mean {fmt_ms(d.lag_mean)}; "
-                 f"/metrics {d.scrape_kib:.0f} KiB in {d.scrape_ms:.0f} ms")
+        notes = (f"ready after {d.startup_s:.1f}s; results {fmt_results(d.results)}; skipped runs {d.skipped_runs:.0f}; "
+                 f"lag mean {fmt_ms(d.lag_mean)}; probes reaching the target per 1-s bin: min {d.per_second_min}, "
+                 f"max {d.per_second_max}; one /metrics scrape: {d.scrape_kib:.0f} KiB in {d.scrape_ms:.0f} ms, "
+                 f"daemon CPU meanwhile {d.scrape_cpu_s:.2f} s (excluded from CPU/1000)")
         rows.append(["monitor", f"{d.checks} checks @ {d.interval:g}s", f"{d.expected_per_s:.0f}",
                      f"{d.probes_per_s:.0f} ({d.probes_per_s / d.expected_per_s:.1%})",
                      f"{d.target_req_per_s:.0f} (target CPU {d.target_cpu_fraction:.0%})",
-                     fmt_ms(d.lag_p50), fmt_ms(d.lag_p99), f"{d.cpu_fraction:.0%}", fmt(d.cpu_per_1000, ".3f"),
+                     f"{fmt_ms(d.lag_p50)} / {fmt_ms(d.lag_p99)}",
+                     f"{fmt_ms(d.jitter_p50)} / {fmt_ms(d.jitter_p99)} / {fmt_ms(d.jitter_max)}", f"{d.cpu_fraction:.0%}", fmt(d.cpu_per_1000, ".3f"),
                      fmt(d.peak_rss_mib, ".0f"), notes])
     for b in blackboxes:
         if b.error:
@@ -499,7 +579,8 @@ def report(daemons: list[DaemonResult], blackboxes: list[BlackboxResult], warmup
         f"- setup: measured process (daemon / exporter) pinned to CPU {MEASURED_CPU}; bench/target.py, the load "
         f"generator and the driver on CPU {LOAD_CPU}; warm-up {warm}; measurement window {duration:g}s between two "
         "`/metrics` scrapes; CPU = utime+stime from /proc/<pid>/stat; lag quantiles from bucket deltas of "
-        f"`{LAG_METRIC}` interpolated like `histogram_quantile()`",
+        f"`{LAG_METRIC}` interpolated like `histogram_quantile()`; start jitter from the target's arrival times "
+        "of `/health?check=NAME` (per run: lateness vs the same check's best-aligned run in the window)",
         "",
         md_table(header, rows),
         "",
@@ -518,7 +599,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--monitor-bin", default=str(Path(sys.executable).parent / "monitor"))
     parser.add_argument("--skip-daemon", action="store_true", help="blackbox reference only")
     parser.add_argument("--skip-blackbox", action="store_true")
-    parser.add_argument("--target-workers", type=int, default=1)
+    parser.add_argument("--target-workers", type=int, default=1, help=">1 disables the target-side jitter measurement")
+    parser.add_argument("--plain-url", action="store_true",
+                        help="probe exactly /health (no ?check=NAME tag; disables the target-side jitter measurement)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     return parser.parse_args(argv)
 
@@ -540,7 +623,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"monitor binary {args.monitor_bin} not found; use --monitor-bin", file=sys.stderr)
                 return 2
             for checks, interval in scenarios:
-                daemons.append(measure_daemon(args.monitor_bin, target, checks, interval, warmups[interval], args.duration, workdir))
+                tagged = not args.plain_url and args.target_workers == 1
+                daemons.append(measure_daemon(args.monitor_bin, target, checks, interval, warmups[interval],
+                                              args.duration, workdir, tagged))
         if not args.skip_blackbox:
             for rate in sorted({checks / interval for checks, interval in scenarios}):
                 blackboxes.append(measure_blackbox(target, rate, 5.0, args.duration, workdir))

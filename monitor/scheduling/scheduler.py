@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 import structlog
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import Histogram
 
@@ -34,6 +35,7 @@ log = structlog.get_logger("monitor.scheduler")
 logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
 FIRST_RUN_SPREAD = 5.0
+_FIRST_RUN = "#first"
 ResultListener = Callable[[CheckBase, Result], None]
 
 
@@ -50,7 +52,7 @@ class CheckScheduler:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._checks: dict[str, CheckBase] = {}
         self._anchors: dict[str, float] = {}
-        self._first_runs: dict[str, float] = {}
+        self._running: set[str] = set()
         self._listeners: list[ResultListener] = []
         self._scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self._scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
@@ -73,43 +75,61 @@ class CheckScheduler:
         wanted = {c.name: c for c in checks}
         for name in list(self._checks):
             if name not in wanted:
-                self._scheduler.remove_job(name)
+                self._unschedule(name)
                 del self._checks[name], self._anchors[name]
-                self._first_runs.pop(name, None)
         for name, check in wanted.items():
             old = self._checks.get(name)
             self._checks[name] = check
             if old is not None and old.interval == check.interval:
                 continue  # the running job reads the new config from self._checks
-            now = time.time()
-            anchor = math.floor(now / check.interval) * check.interval + phase_offset(name, check.interval)
-            self._anchors[name] = anchor
-            trigger = IntervalTrigger(seconds=check.interval, start_date=datetime.fromtimestamp(anchor, timezone.utc))
-            # The first run comes soon (spread over at most FIRST_RUN_SPREAD seconds) rather
-            # than up to a whole interval later: after a start or reload, people look.
-            first = now + phase_offset(name, min(check.interval, FIRST_RUN_SPREAD))
-            self._first_runs[name] = first
+            self._unschedule(name)
+            self._schedule(check)
+
+    def _schedule(self, check: CheckBase) -> None:
+        name, interval = check.name, check.interval
+        now = time.time()
+        anchor = math.floor(now / interval) * interval + phase_offset(name, interval)
+        self._anchors[name] = anchor
+        # The trigger must own every run time: APScheduler computes each next run from the
+        # previous one, so overriding the first run time would shift the whole grid.
+        trigger = IntervalTrigger(seconds=interval, start_date=datetime.fromtimestamp(anchor, timezone.utc))
+        self._scheduler.add_job(
+            self._run, trigger, args=[name, None], id=name, name=name,
+            max_instances=1, coalesce=True, misfire_grace_time=None,
+        )
+        # If the grid's first run is far off, run once soon as well (spread over a few
+        # seconds): after a start or a reload, people look at the result.
+        next_run = anchor if anchor >= now else anchor + interval
+        if next_run - now > FIRST_RUN_SPREAD:
+            first = now + phase_offset(name, FIRST_RUN_SPREAD)
             self._scheduler.add_job(
-                self._run, trigger, args=[name], id=name, name=name, replace_existing=True,
-                max_instances=1, coalesce=True, misfire_grace_time=None,
-                next_run_time=datetime.fromtimestamp(first, timezone.utc),
+                self._run, DateTrigger(datetime.fromtimestamp(first, timezone.utc)), args=[name, first],
+                id=f"{name}{_FIRST_RUN}", misfire_grace_time=None,
             )
 
-    async def _run(self, name: str) -> None:
+    def _unschedule(self, name: str) -> None:
+        for job_id in (name, f"{name}{_FIRST_RUN}"):
+            if self._scheduler.get_job(job_id) is not None:
+                self._scheduler.remove_job(job_id)
+
+    async def _run(self, name: str, planned: float | None) -> None:
         check = self._checks.get(name)
         if check is None:
             return
+        if name in self._running:  # the one-off first run may meet the grid's first run
+            self._skip(name)
+            return
         now = time.time()
-        anchor = self._anchors[name]
-        # The run this call is for: the latest planned time not after now (1 ms of slack for
-        # float rounding, so an on-time run is not mistaken for one a whole interval late).
-        planned = self._first_runs.pop(name, None) or (
-            anchor + math.floor((now - anchor + 0.001) / check.interval) * check.interval
-        )
+        if planned is None:
+            anchor = self._anchors[name]
+            # The grid time this call is for: the latest not after now (1 ms of slack for
+            # float rounding, so an on-time run is not mistaken for one a whole interval late).
+            planned = anchor + math.floor((now - anchor + 0.001) / check.interval) * check.interval
         self._lag.observe(max(now - planned, 0.0))
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
+        self._running.add(name)
         try:
             result = await run_check(check, self._env, self._slots)
             self._statuses.record(name, result)
@@ -119,14 +139,18 @@ class CheckScheduler:
                 except Exception:  # a broken listener must not stop the checks
                     log.exception("result_listener_failed", check=name)
         finally:
+            self._running.discard(name)
             if task is not None:
                 self._in_flight.discard(task)
 
     def _on_skipped(self, event: JobSubmissionEvent) -> None:
-        status = self._statuses.get(event.job_id)
+        self._skip(event.job_id)
+
+    def _skip(self, name: str) -> None:
+        status = self._statuses.get(name)
         if status is not None and status.skipped == 0:
-            log.warning("check_run_skipped", check=event.job_id, reason="previous run still in progress")
-        self._statuses.skipped(event.job_id)
+            log.warning("check_run_skipped", check=name, reason="previous run still in progress")
+        self._statuses.skipped(name)
 
     async def stop(self, grace: float) -> None:
         """Stop scheduling; give runs in flight up to ``grace`` seconds, then cancel them."""
