@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from monitor.history import History
+from monitor.labels import label_text
 from monitor.probes.base import CheckBase
 from monitor.results import Outcome, Result
 
@@ -26,6 +27,13 @@ class CheckStatus:
     last: Result | None = None
     runs: Counter[Outcome] = field(default_factory=Counter)
     skipped: int = 0  # runs not started because the previous one was still going
+    label_text: str = ""  # the check's labels as exposition text, built once per config
+
+    def __post_init__(self) -> None:
+        self.relabel()
+
+    def relabel(self) -> None:
+        self.label_text = label_text({**self.check.labels, "check": self.check.name})
 
 
 class CheckStatuses:
@@ -42,6 +50,7 @@ class CheckStatuses:
             capacity = History.capacity_for(check.interval, self._window, self._cap)
             if old is not None and old.check.interval == check.interval:
                 old.check = check
+                old.relabel()
                 fresh[check.name] = old
             else:
                 fresh[check.name] = CheckStatus(check, History(capacity))

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from monitor.check_status import CheckStatuses
 from monitor.config.errors import ConfigError
@@ -35,7 +34,6 @@ class Daemon:
         self.statuses = CheckStatuses(settings.history, settings.history_max_samples)
         self.env = ProbeEnv()
         self.metrics = DaemonMetrics(self.statuses)
-        self.registry: CollectorRegistry = self.metrics.registry
         self.scheduler: CheckScheduler | None = None
         self.ready = False
         self._stop = asyncio.Event()
@@ -45,6 +43,9 @@ class Daemon:
     def api_token(self) -> str | None:
         token = self.config.settings.api_token
         return token.get_secret_value() if token is not None else None
+
+    def render_metrics(self, accept: str) -> tuple[bytes, str]:
+        return self.metrics.render(accept)
 
     def scheduler_alive(self) -> bool:
         return self.scheduler is not None and time.monotonic() - self.scheduler.last_tick < 10.0

@@ -9,8 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
 from monitor.check_status import CheckStatuses
 from monitor.http.views import check_json, status_page
@@ -24,9 +22,9 @@ class DaemonView(Protocol):
 
     statuses: CheckStatuses
     env: ProbeEnv
-    registry: CollectorRegistry
     ready: bool
 
+    def render_metrics(self, accept: str) -> tuple[bytes, str]: ...
     def api_token(self) -> str | None: ...
     def scheduler_alive(self) -> bool: ...
     async def reload(self) -> tuple[bool, str]: ...
@@ -40,10 +38,9 @@ def build_app(daemon: DaemonView) -> web.Application:
     app = web.Application(middlewares=[_errors_as_json], client_max_size=64 * 1024)
 
     async def metrics(request: web.Request) -> web.Response:
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
         # Rendering thousands of series takes tens of ms: do it off the event loop so
         # probes and their timing are not disturbed by a scrape.
-        body = await asyncio.to_thread(encoder, daemon.registry)
+        body, content_type = await asyncio.to_thread(daemon.render_metrics, request.headers.get("Accept", ""))
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def healthz(request: web.Request) -> web.Response:
