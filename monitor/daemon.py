@@ -64,6 +64,7 @@ class Daemon:
                 log.warning("config_reload_listen_ignored", detail="changing `listen` needs a restart")
             self.config = config
             self._apply(config)
+            _freeze_heap()
             log.info("config_reloaded", checks=len(config.checks), rules=len(config.rules))
             return True, f"loaded {len(config.checks)} checks, {len(config.rules)} rules"
 

@@ -26,6 +26,7 @@ from monitor.probes.postgres import MAX_DETAIL_ROWS, PostgresCheck
 from monitor.results import Outcome, Result
 from monitor.scheduling.runner import run_check
 
+from tests.probing import run_timed
 from tests.servers import free_port
 
 SHARED_TEST_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -35,17 +36,6 @@ SHARED_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 def pg_check(query: str = "SELECT 1", *, dsn: str = SHARED_TEST_DSN, timeout: float = 3.0,
              interval: float = 10.0, name: str = "pg_probe_test") -> PostgresCheck:
     return PostgresCheck(name=name, kind="postgres", interval=interval, timeout=timeout, dsn=dsn, query=query)
-
-
-async def run(check: PostgresCheck) -> tuple[Result, float]:
-    """One run through the real runner; returns the result and the wall time it took."""
-    env = ProbeEnv()
-    started = time.monotonic()
-    try:
-        result = await run_check(check, env)
-    finally:
-        await env.close()
-    return result, time.monotonic() - started
 
 
 @pytest.fixture
@@ -68,7 +58,7 @@ def counted_table() -> Iterator[tuple[str, int]]:
 
 
 async def test_select_one_is_up_with_value_one() -> None:
-    result, _ = await run(pg_check())
+    result, _ = await run_timed(pg_check())
     assert result.up is True, result.error
     assert result.outcome is Outcome.SUCCESS
     assert result.value == 1.0
@@ -80,7 +70,7 @@ async def test_select_one_is_up_with_value_one() -> None:
 
 async def test_count_query_value_is_the_row_count(counted_table: tuple[str, int]) -> None:
     table, rows = counted_table
-    result, _ = await run(pg_check(f"SELECT count(*) FROM {table}"))
+    result, _ = await run_timed(pg_check(f"SELECT count(*) FROM {table}"))
     assert result.up is True, result.error
     assert result.value == float(rows)
     assert result.detail["rows"] == [[rows]]
@@ -89,22 +79,22 @@ async def test_count_query_value_is_the_row_count(counted_table: tuple[str, int]
 
 async def test_numeric_and_boolean_first_columns_become_numbers(counted_table: tuple[str, int]) -> None:
     table, rows = counted_table
-    avg, _ = await run(pg_check(f"SELECT avg(id) FROM {table}"))  # numeric -> Decimal
+    avg, _ = await run_timed(pg_check(f"SELECT avg(id) FROM {table}"))  # numeric -> Decimal
     assert avg.up is True and avg.value == pytest.approx((rows - 1) / 2)
-    exists, _ = await run(pg_check(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = 3)"))
+    exists, _ = await run_timed(pg_check(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = 3)"))
     assert exists.up is True and exists.value == 1.0
 
 
 async def test_text_first_column_gives_no_value_and_rows_in_detail(counted_table: tuple[str, int]) -> None:
     table, _ = counted_table
-    result, _ = await run(pg_check(f"SELECT label, id FROM {table} WHERE id < 2 ORDER BY id"))
+    result, _ = await run_timed(pg_check(f"SELECT label, id FROM {table} WHERE id < 2 ORDER BY id"))
     assert result.up is True, result.error
     assert result.value is None
     assert result.detail == {"rows": [["row-0", 0], ["row-1", 1]], "row_count": 2}
 
 
 async def test_detail_rows_are_capped_but_row_count_is_not() -> None:
-    result, _ = await run(pg_check("SELECT g, now() FROM generate_series(1, 25) AS g"))
+    result, _ = await run_timed(pg_check("SELECT g, now() FROM generate_series(1, 25) AS g"))
     assert result.up is True, result.error
     assert result.value == 1.0
     assert len(result.detail["rows"]) == MAX_DETAIL_ROWS
@@ -114,7 +104,7 @@ async def test_detail_rows_are_capped_but_row_count_is_not() -> None:
 
 
 async def test_statement_without_result_set_is_up_without_value() -> None:
-    result, _ = await run(pg_check("SET search_path TO public"))
+    result, _ = await run_timed(pg_check("SET search_path TO public"))
     assert result.up is True, result.error
     assert result.value is None
     assert result.detail["rows"] == []
@@ -133,7 +123,7 @@ async def test_statement_without_result_set_is_up_without_value() -> None:
 )
 async def test_failing_query_is_a_failure_with_the_one_line_psycopg_error(query: str, prefix: str, fragment: str) -> None:
     tag = uuid.uuid4().hex
-    result, took = await run(pg_check(query.format(tag=tag)))
+    result, took = await run_timed(pg_check(query.format(tag=tag)))
     assert result.up is False
     assert result.outcome is Outcome.FAILURE
     assert result.value is None
@@ -147,7 +137,7 @@ async def test_failing_query_is_a_failure_with_the_one_line_psycopg_error(query:
 
 async def test_slow_query_times_out_quickly_and_leaves_no_connection_behind() -> None:
     tag = uuid.uuid4().hex
-    result, took = await run(pg_check(f"SELECT pg_sleep(5) /* {tag} */", timeout=1.0, interval=5.0))
+    result, took = await run_timed(pg_check(f"SELECT pg_sleep(5) /* {tag} */", timeout=1.0, interval=5.0))
     assert result.up is False
     # Either the runner's deadline or the server's statement_timeout (set from the same
     # deadline) ends it, whichever fires first.
@@ -200,7 +190,7 @@ async def test_connect_that_never_answers_is_cut_at_the_deadline_and_the_socket_
     thread = threading.Thread(target=blackhole, daemon=True)
     thread.start()
     try:
-        result, took = await run(pg_check(dsn=f"postgresql://postgres@127.0.0.1:{port}/test", timeout=1.0))
+        result, took = await run_timed(pg_check(dsn=f"postgresql://postgres@127.0.0.1:{port}/test", timeout=1.0))
         # Join off the loop: psycopg drops the abandoned socket on the loop's next turn.
         await asyncio.to_thread(thread.join, 6.0)
     finally:
@@ -214,7 +204,7 @@ async def test_connect_that_never_answers_is_cut_at_the_deadline_and_the_socket_
 
 async def test_wrong_port_is_a_fast_failure() -> None:
     port = free_port()
-    result, took = await run(pg_check(dsn=f"postgresql://postgres@127.0.0.1:{port}/test"))
+    result, took = await run_timed(pg_check(dsn=f"postgresql://postgres@127.0.0.1:{port}/test"))
     assert result.up is False
     assert result.outcome is Outcome.FAILURE
     assert result.error is not None
@@ -225,7 +215,7 @@ async def test_wrong_port_is_a_fast_failure() -> None:
 
 async def test_missing_database_is_a_failure() -> None:
     db = f"monitor_no_db_{uuid.uuid4().hex[:12]}"
-    result, _ = await run(pg_check(dsn=f"postgresql://postgres@127.0.0.1:5432/{db}"))
+    result, _ = await run_timed(pg_check(dsn=f"postgresql://postgres@127.0.0.1:5432/{db}"))
     assert result.up is False
     assert result.outcome is Outcome.FAILURE
     assert result.error is not None and db in result.error and "does not exist" in result.error
@@ -254,7 +244,7 @@ def test_bad_dsn_is_a_config_validation_error(dsn: str) -> None:
     ids=["uri", "key_value"],
 )
 async def test_password_in_dsn_never_appears_in_the_error(dsn: str) -> None:
-    result, _ = await run(pg_check(dsn=dsn))
+    result, _ = await run_timed(pg_check(dsn=dsn))
     assert result.up is False
     assert result.error is not None and "port 1 failed" in result.error
     assert "secretpw" not in result.error

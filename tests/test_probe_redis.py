@@ -22,6 +22,7 @@ from monitor.probes.redis import RedisCheck
 from monitor.results import Outcome, Result
 from monitor.scheduling.runner import run_check
 
+from tests.probing import run_timed
 from tests.servers import RedisServer, free_port, redis_ping, running_redis
 
 SHARED_URL = "redis://127.0.0.1:6379/0"
@@ -31,16 +32,6 @@ def redis_check(url: str = SHARED_URL, *, timeout: float = 2.0, interval: float 
                 queue: str | None = None, info: str | None = None) -> RedisCheck:
     return RedisCheck(name="redis_probe_test", kind="redis", interval=interval, timeout=timeout,
                       url=url, queue=queue, info=info)
-
-
-async def run(check: RedisCheck) -> tuple[Result, float]:
-    env = ProbeEnv()
-    started = time.monotonic()
-    try:
-        result = await run_check(check, env)
-    finally:
-        await env.close()
-    return result, time.monotonic() - started
 
 
 @pytest.fixture
@@ -77,7 +68,7 @@ def private_redis() -> Iterator[RedisServer]:
 
 
 async def test_ping_is_up_with_value_one() -> None:
-    result, _ = await run(redis_check())
+    result, _ = await run_timed(redis_check())
     assert result.up is True, result.error
     assert result.outcome is Outcome.SUCCESS
     assert result.value == 1.0
@@ -100,7 +91,7 @@ async def test_queue_length_per_type(kind: str, length: int, shared: redis.Redis
             shared.xadd(name, {"job": str(i)})
     assert shared.type(name) == kind.encode()
 
-    result, _ = await run(redis_check(queue=name))
+    result, _ = await run_timed(redis_check(queue=name))
     assert result.up is True, result.error
     assert result.value == float(length)
     assert result.detail == {"type": kind}
@@ -109,14 +100,14 @@ async def test_queue_length_per_type(kind: str, length: int, shared: redis.Redis
 async def test_queue_length_follows_changes(shared: redis.Redis, key: Callable[[str], str]) -> None:
     name = key("list")
     shared.rpush(name, "a", "b")
-    first, _ = await run(redis_check(queue=name))
+    first, _ = await run_timed(redis_check(queue=name))
     shared.rpush(name, "c", "d", "e")
-    second, _ = await run(redis_check(queue=name))
+    second, _ = await run_timed(redis_check(queue=name))
     assert (first.value, second.value) == (2.0, 5.0)
 
 
 async def test_missing_key_is_an_empty_queue(key: Callable[[str], str]) -> None:
-    result, _ = await run(redis_check(queue=key("never-created")))
+    result, _ = await run_timed(redis_check(queue=key("never-created")))
     assert result.up is True, result.error
     assert result.value == 0.0
     assert result.detail == {"type": "none"}
@@ -129,7 +120,7 @@ async def test_non_queue_key_fails_naming_its_type(kind: str, shared: redis.Redi
         shared.set(name, "not a queue")
     else:
         shared.hset(name, mapping={"field": "value"})
-    result, _ = await run(redis_check(queue=name))
+    result, _ = await run_timed(redis_check(queue=name))
     assert result.up is False
     assert result.outcome is Outcome.FAILURE
     assert result.value is None
@@ -139,14 +130,14 @@ async def test_non_queue_key_fails_naming_its_type(kind: str, shared: redis.Redi
 
 
 async def test_numeric_info_field_is_the_value() -> None:
-    result, _ = await run(redis_check(info="connected_clients"))
+    result, _ = await run_timed(redis_check(info="connected_clients"))
     assert result.up is True, result.error
     assert result.value is not None and result.value >= 1.0  # at least the probe itself
     assert result.detail == {"connected_clients": int(result.value)}
 
 
 async def test_text_info_field_is_up_without_value() -> None:
-    result, _ = await run(redis_check(info="redis_mode"))
+    result, _ = await run_timed(redis_check(info="redis_mode"))
     assert result.up is True, result.error
     assert result.value is None
     assert result.detail == {"redis_mode": "standalone"}
@@ -154,7 +145,7 @@ async def test_text_info_field_is_up_without_value() -> None:
 
 async def test_unknown_info_field_is_a_failure() -> None:
     field = f"no_such_field_{uuid.uuid4().hex[:8]}"
-    result, _ = await run(redis_check(info=field))
+    result, _ = await run_timed(redis_check(info=field))
     assert result.up is False
     assert result.outcome is Outcome.FAILURE
     assert result.error is not None and field in result.error
@@ -170,7 +161,7 @@ def test_queue_and_info_together_is_a_config_error() -> None:
 
 async def test_refused_port_is_a_fast_failure() -> None:
     port = free_port()
-    result, took = await run(redis_check(f"redis://127.0.0.1:{port}/0"))
+    result, took = await run_timed(redis_check(f"redis://127.0.0.1:{port}/0"))
     assert result.up is False
     assert result.outcome is Outcome.FAILURE
     assert result.error is not None and result.error.startswith("ConnectionError: ") and str(port) in result.error
@@ -179,7 +170,7 @@ async def test_refused_port_is_a_fast_failure() -> None:
 
 async def test_password_in_url_never_appears_in_the_error() -> None:
     port = free_port()
-    result, _ = await run(redis_check(f"redis://monitor:secretpw@127.0.0.1:{port}/0"))
+    result, _ = await run_timed(redis_check(f"redis://monitor:secretpw@127.0.0.1:{port}/0"))
     assert result.up is False
     assert result.error is not None and "secretpw" not in result.error
 
@@ -215,7 +206,7 @@ async def wait_for_new_connection(port: int, known: set[int], timeout: float) ->
 async def test_blocked_server_is_a_timeout_at_the_deadline(private_redis: RedisServer) -> None:
     blocker = block_server(private_redis.port, 2)
     try:
-        result, took = await run(redis_check(private_redis.url, timeout=0.5, interval=1.0))
+        result, took = await run_timed(redis_check(private_redis.url, timeout=0.5, interval=1.0))
         assert result.up is False
         assert result.outcome is Outcome.TIMEOUT
         assert result.error == "timeout"
@@ -224,13 +215,13 @@ async def test_blocked_server_is_a_timeout_at_the_deadline(private_redis: RedisS
         assert blocker.recv(64).startswith(b"+OK")
     finally:
         blocker.close()
-    result, _ = await run(redis_check(private_redis.url, timeout=0.5, interval=1.0))
+    result, _ = await run_timed(redis_check(private_redis.url, timeout=0.5, interval=1.0))
     assert result.up is True, result.error
 
 
 async def test_server_killed_mid_run_is_down_then_up_after_restart(private_redis: RedisServer) -> None:
     check = redis_check(private_redis.url, timeout=3.0, interval=5.0)
-    before, _ = await run(check)
+    before, _ = await run_timed(check)
     assert before.up is True, before.error
 
     # A run in flight against a busy server; the server dies under it.
@@ -252,13 +243,13 @@ async def test_server_killed_mid_run_is_down_then_up_after_restart(private_redis
     assert reported_after < 1.0
 
     # While it is down: refused, immediately.
-    down, took = await run(check)
+    down, took = await run_timed(check)
     assert not redis_ping(private_redis.port)
     assert down.up is False and down.outcome is Outcome.FAILURE
     assert down.error is not None and str(private_redis.port) in down.error
     assert took < 1.0
 
     private_redis.start()  # same port
-    after, _ = await run(check)
+    after, _ = await run_timed(check)
     assert after.up is True, after.error
     assert after.value == 1.0
