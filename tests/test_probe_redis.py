@@ -228,7 +228,7 @@ async def test_server_killed_mid_run_is_down_then_up_after_restart(private_redis
     blocker = block_server(private_redis.port, 10)
     try:
         known = established_to(private_redis.port)
-        in_flight = asyncio.create_task(run(check))
+        in_flight = asyncio.create_task(run_timed(check))
         await wait_for_new_connection(private_redis.port, known, timeout=2.0)
         assert not in_flight.done()
         killed_at = time.monotonic()
