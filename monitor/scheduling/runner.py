@@ -32,12 +32,12 @@ async def run_check(check: CheckBase, env: ProbeEnv, slots: asyncio.Semaphore | 
             else:
                 async with slots:
                     result = await probe(check, deadline, env)
-    except TimeoutError:
-        if not scope.expired():
-            raise
-        result = Result(up=False, error="timeout", latency=time.monotonic() - started, outcome=Outcome.TIMEOUT)
-    except asyncio.CancelledError:
-        raise
+    except TimeoutError as err:
+        latency = time.monotonic() - started
+        if scope.expired():
+            result = Result(up=False, error="timeout", latency=latency, outcome=Outcome.TIMEOUT)
+        else:  # a library's own timeout escaped the probe: still a result, not a crash
+            result = Result(up=False, error=describe_exception(err), latency=latency, outcome=Outcome.ERROR)
     except Exception as err:  # a probe bug must cost one result, never the daemon
         log.exception("probe_crashed", check=check.name, kind=check.kind)
         result = Result(up=False, error=describe_exception(err), latency=time.monotonic() - started, outcome=Outcome.ERROR)
