@@ -10,7 +10,7 @@ from typing import Any
 from monitor.config.loader import Config
 from monitor.probes import ProbeEnv
 from monitor.results import Result
-from monitor.rules.model import WINDOW_FUNCTIONS
+from monitor.rules.functions import WINDOW_FUNCTIONS
 from monitor.expressions import ExpressionError
 from monitor.scheduling.runner import run_check
 

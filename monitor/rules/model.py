@@ -10,14 +10,11 @@ from monitor.config.durations import Duration
 from monitor.config.model import Model
 from monitor.expressions import Expression, compile_expression
 from monitor.probes.base import LABEL_NAME
+from monitor.rules.functions import WINDOW_FUNCTIONS, dry_run
 
 # What a rule's `expr` can read about the latest result of its check...
 RULE_VARIABLES = ("up", "value", "latency", "status", "body", "detail", "labels", "error", "age")
-# ...and the window functions over the check's history, each taking a window like "5m".
-WINDOW_FUNCTIONS = (
-    "avg_over_time", "max_over_time", "min_over_time", "quantile_over_time",
-    "success_ratio", "changes", "rate", "count_over_time",
-)
+# ...and the window functions over the check's history (rules/functions.py).
 
 
 class Rule(Model):
@@ -34,7 +31,7 @@ class Rule(Model):
     @field_validator("expr")
     @classmethod
     def _compiles(cls, source: str) -> str:
-        compile_expression(source, RULE_VARIABLES, WINDOW_FUNCTIONS)
+        dry_run(compile_expression(source, RULE_VARIABLES, WINDOW_FUNCTIONS).program)
         return source
 
     @field_validator("check")

@@ -1,0 +1,220 @@
+"""Evaluates rules when their check produces a result, and keeps every alert's state.
+
+Results arrive from the scheduler; each rule watching that check is evaluated at once
+(no separate evaluation tick adding delay). What changed is handed to the store in order,
+one transaction per evaluation, so a restart resumes exactly where the last commit left off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from monitor.check_status import CheckStatus, CheckStatuses
+from monitor.config.loader import LoadedRule
+from monitor.expressions import ExpressionError
+from monitor.probes import CheckBase
+from monitor.results import Result
+from monitor.rules.alerts import Step, Transition, fingerprint, step
+from monitor.rules.functions import NoData, WindowFunctions, variables
+from monitor.rules.functions import WINDOW_FUNCTIONS
+from monitor.store.base import AlertRecord, StateChange, Store
+
+log = structlog.get_logger("monitor.rules")
+DEFAULT_SEVERITY = "warning"
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """One transition, for whoever delivers notifications."""
+
+    transition: Transition
+    alert: AlertRecord
+    at: float
+
+
+@dataclass
+class _Bound:
+    """A rule applied to one check."""
+
+    loaded: LoadedRule
+    check: CheckBase
+    labels: dict[str, str]
+    fingerprint: str
+    window_functions: set[str] = field(default_factory=set)
+
+
+def stale_after(check: CheckBase) -> float:
+    """How long without a result before a check counts as down: two missed runs."""
+    return 2 * check.interval + check.timeout
+
+
+class RuleEngine:
+    def __init__(self, statuses: CheckStatuses, store: Store | None = None, clock: Callable[[], float] | None = None) -> None:
+        self._statuses = statuses
+        self._store = store
+        self._now = clock or time.time
+        self._by_check: dict[str, list[_Bound]] = {}
+        self.alerts: dict[str, AlertRecord] = {}
+        self.failures: Counter[str] = Counter()  # evaluation errors per alertname
+        self._failing: set[str] = set()  # fingerprints whose last evaluation errored (log once)
+        self._listeners: list[Callable[[AlertEvent], None]] = []
+        self._commits: asyncio.Queue[StateChange] | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    def on_event(self, listener: Callable[[AlertEvent], None]) -> None:
+        self._listeners.append(listener)
+
+    # --- configuration ---------------------------------------------------------------
+    def configure(self, checks: list[CheckBase], rules: list[LoadedRule]) -> None:
+        """Bind rules to checks; alerts whose rule or check is gone resolve now."""
+        by_check: dict[str, list[_Bound]] = {}
+        for check in checks:
+            for loaded in rules:
+                if loaded.rule.selects(check.name, check.labels):
+                    labels = alert_labels(loaded, check)
+                    used = set(loaded.rule.expression.program.functions()) & set(WINDOW_FUNCTIONS)
+                    by_check.setdefault(check.name, []).append(_Bound(loaded, check, labels, fingerprint(labels), used))
+        self._by_check = by_check
+        alive = {b.fingerprint for bound in by_check.values() for b in bound}
+        gone = [fp for fp in self.alerts if fp not in alive]
+        if gone:
+            now = self._now()
+            change = StateChange(delete=gone)
+            for fp in gone:
+                alert = self.alerts.pop(fp)
+                if alert.state == "firing":
+                    self._emit(AlertEvent(Transition.RESOLVED, alert, now))
+            self._persist(change)
+
+    async def start(self) -> None:
+        """Load persisted alerts and start the ordered writer."""
+        if self._store is not None:
+            for alert in await self._store.load_alerts():
+                self.alerts[alert.fingerprint] = alert
+            self._commits = asyncio.Queue()
+            self._writer = asyncio.create_task(self._write_loop())
+
+    async def stop(self) -> None:
+        """Write everything queued, then stop."""
+        if self._commits is not None and self._writer is not None:
+            await self._commits.join()
+            self._writer.cancel()
+
+    # --- evaluation ------------------------------------------------------------------
+    def evaluate(self, check: CheckBase, result: Result) -> list[AlertEvent]:
+        status = self._statuses.get(check.name)
+        if status is None:
+            return []
+        return self._evaluate_status(status, self._now(), result)
+
+    def sweep(self) -> list[AlertEvent]:
+        """Re-evaluate checks whose results stopped coming, so staleness is seen."""
+        now = self._now()
+        events: list[AlertEvent] = []
+        for status in self._statuses.all():
+            last = status.last
+            if last is not None and now - last.at > stale_after(status.check):
+                events.extend(self._evaluate_status(status, now, last))
+        return events
+
+    def _evaluate_status(self, status: CheckStatus, now: float, result: Result) -> list[AlertEvent]:
+        bound = self._by_check.get(status.check.name)
+        if not bound:
+            return []
+        labels = {**status.check.labels, "check": status.check.name}
+        base = variables(result, labels, now, stale_after(status.check))
+        windows = WindowFunctions(status.history, now)
+        change = StateChange()
+        events: list[AlertEvent] = []
+        for b in bound:
+            condition = self._condition(b, base, windows)
+            current = self.alerts.get(b.fingerprint)
+            fresh = AlertRecord(
+                fingerprint=b.fingerprint, alertname=b.loaded.rule.alert, check=status.check.name, state="pending",
+                labels=b.labels, annotations=dict(b.loaded.rule.annotations), active_at=now,
+                value=result.value,
+            )
+            outcome: Step = step(current, condition, now, b.loaded.rule.for_, b.loaded.rule.keep_firing_for, fresh)
+            if outcome.alert is not None:
+                self.alerts[b.fingerprint] = outcome.alert
+                if _worth_writing(current, outcome.alert, b.loaded.rule.keep_firing_for > 0):
+                    change.upsert.append(outcome.alert)
+            elif current is not None:
+                del self.alerts[b.fingerprint]
+                change.delete.append(b.fingerprint)
+            if outcome.transition is not None:
+                event = AlertEvent(outcome.transition, outcome.alert or current, now)  # type: ignore[arg-type]
+                events.append(event)
+                self._emit(event)
+        if change.upsert or change.delete:
+            self._persist(change)
+        return events
+
+    def _condition(self, b: _Bound, base: dict[str, object], windows: WindowFunctions) -> bool:
+        variables_ = {**base, **windows.bind(b.window_functions)} if b.window_functions else base
+        try:
+            verdict = b.loaded.rule.expression.evaluate(variables_) is True
+        except NoData:
+            verdict = False
+        except (ExpressionError, ValueError) as err:
+            self.failures[b.loaded.rule.alert] += 1
+            if b.fingerprint not in self._failing:
+                self._failing.add(b.fingerprint)
+                log.warning("rule_evaluation_failed", alert=b.loaded.rule.alert, check=b.check.name,
+                            error=str(err), rule=str(b.loaded.where))
+            return False
+        self._failing.discard(b.fingerprint)
+        return verdict
+
+    # --- side effects ----------------------------------------------------------------
+    def _emit(self, event: AlertEvent) -> None:
+        if event.transition in (Transition.FIRING, Transition.RESOLVED):
+            log.warning("alert_" + event.transition.value, alert=event.alert.alertname, check=event.alert.check,
+                        value=event.alert.value)
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not stop evaluation
+                log.exception("alert_listener_failed")
+
+    def _persist(self, change: StateChange) -> None:
+        if self._commits is not None:
+            self._commits.put_nowait(change)
+
+    async def _write_loop(self) -> None:
+        """Commit changes in the order they happened; a failing store is retried, never skipped."""
+        assert self._commits is not None and self._store is not None
+        while True:
+            change = await self._commits.get()
+            delay = 0.5
+            while True:
+                try:
+                    await self._store.commit(change)
+                    break
+                except Exception as err:
+                    log.error("state_commit_failed", error=str(err), retry_in=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+            self._commits.task_done()
+
+
+def _worth_writing(before: AlertRecord | None, after: AlertRecord, keeps_firing: bool) -> bool:
+    """Write state changes, not every evaluation: a firing alert is re-evaluated with each
+    result. `last_true_at` is written only for rules with keep_firing_for, which read it."""
+    if before is None or keeps_firing:
+        return before != after
+    return (before.state, before.labels, before.annotations, before.fired_at) != (
+        after.state, after.labels, after.annotations, after.fired_at)
+
+
+def alert_labels(loaded: LoadedRule, check: CheckBase) -> dict[str, str]:
+    """CONTRACT §2: the check's labels, the rule's labels (which win), alertname, check, severity."""
+    labels = {**check.labels, **loaded.rule.labels, "alertname": loaded.rule.alert, "check": check.name}
+    labels.setdefault("severity", DEFAULT_SEVERITY)
+    return labels

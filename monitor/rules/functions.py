@@ -1,0 +1,156 @@
+"""What a rule expression can see: the latest result's variables and window functions
+over the check's history (all windows are strings like "5m")."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from monitor.config.durations import parse_duration
+from monitor.history import History, Sample
+from monitor.results import Result
+
+FIELDS = ("value", "latency", "up")
+# The names rules can call; each is a method of WindowFunctions taking a window like "5m".
+WINDOW_FUNCTIONS = (
+    "avg_over_time", "max_over_time", "min_over_time", "quantile_over_time",
+    "success_ratio", "changes", "rate", "count_over_time",
+)
+
+
+class NoData(Exception):
+    """A window with no samples: like an empty vector in PromQL, the rule does not fire."""
+
+
+def _window(text: Any) -> float:
+    if not isinstance(text, str):
+        raise ValueError(f"a window must be a string like \"5m\", got {text!r}")
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError("a window must be longer than 0s")
+    return seconds
+
+
+def _field(name: Any) -> Callable[[Sample], float | None]:
+    if name == "value":
+        return lambda s: s.value
+    if name == "latency":
+        return lambda s: s.latency
+    if name == "up":
+        return lambda s: 1.0 if s.up else 0.0
+    raise ValueError(f"unknown field {name!r} (use one of {', '.join(FIELDS)})")
+
+
+def _quantile(q: float, values: list[float]) -> float:
+    """Prometheus' quantile_over_time: linear interpolation between closest ranks."""
+    values.sort()
+    rank = q * (len(values) - 1)
+    low = math.floor(rank)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (rank - low)
+
+
+class WindowFunctions:
+    """The window functions, bound to one check's history at one moment."""
+
+    def __init__(self, history: History, now: float) -> None:
+        self._history = history
+        self._now = now
+
+    def _samples(self, window: Any) -> Iterator[Sample]:
+        return self._history.window(self._now - _window(window))
+
+    def _values(self, field: Any, window: Any) -> list[float]:
+        get = _field(field)
+        values = [v for v in (get(s) for s in self._samples(window)) if v is not None]
+        if not values:
+            raise NoData(f"no samples in the last {window}")
+        return values
+
+    def avg_over_time(self, field: Any, window: Any) -> float:
+        values = self._values(field, window)
+        return sum(values) / len(values)
+
+    def max_over_time(self, field: Any, window: Any) -> float:
+        return max(self._values(field, window))
+
+    def min_over_time(self, field: Any, window: Any) -> float:
+        return min(self._values(field, window))
+
+    def quantile_over_time(self, q: Any, field: Any, window: Any) -> float:
+        if not isinstance(q, (int, float)) or not 0 <= q <= 1:
+            raise ValueError(f"quantile must be a number between 0 and 1, got {q!r}")
+        return _quantile(float(q), self._values(field, window))
+
+    def success_ratio(self, window: Any) -> float:
+        ups = self._values("up", window)
+        return sum(ups) / len(ups)
+
+    def count_over_time(self, window: Any) -> int:
+        return sum(1 for _ in self._samples(window))
+
+    def changes(self, field: Any, window: Any) -> int:
+        values = self._values(field, window)
+        return sum(1 for a, b in zip(values, values[1:]) if a != b)
+
+    def rate(self, field: Any, window: Any) -> float:
+        """Per-second increase of a counter over the window; a drop counts as a reset."""
+        get = _field(field)
+        points = [(s.at, v) for s in self._samples(window) if (v := get(s)) is not None]
+        if len(points) < 2:
+            raise NoData(f"rate needs two samples in the last {window}")
+        increase = 0.0
+        for (_, previous), (_, current) in zip(points, points[1:]):
+            increase += current - previous if current >= previous else current
+        elapsed = points[-1][0] - points[0][0]
+        if elapsed <= 0:
+            raise NoData("samples share one timestamp")
+        return increase / elapsed
+
+    def bind(self, names: set[str]) -> dict[str, Callable[..., Any]]:
+        return {name: getattr(self, name) for name in names}
+
+
+def variables(result: Result, labels: dict[str, str], now: float, stale_after: float | None = None) -> dict[str, Any]:
+    """The instant variables of CONTRACT §2, from one result.
+
+    ``age`` is how long ago that result was taken. A check whose results stopped coming
+    (``age`` past ``stale_after``) reads as down: silence must never look healthy.
+    """
+    age = max(now - result.at, 0.0)
+    stale = stale_after is not None and age > stale_after
+    return {
+        "up": result.up and not stale,
+        "value": result.value if result.value is not None else 0.0,
+        "latency": result.latency,
+        "status": int(result.detail.get("status", 0) or 0),
+        "body": result.detail.get("body", {}),
+        "detail": result.detail,
+        "labels": labels,
+        "error": f"stale: no result for {age:.0f}s" if stale else (result.error or ""),
+        "age": age,
+    }
+
+
+def dry_run(program: Any) -> None:
+    """Evaluate a compiled rule on typical data at config load, so that a bad window, an
+    unknown field or a type error (CEL does not mix int and double: `value * 2`) is a
+    config error rather than a rule that silently never fires. Data-dependent misses
+    (a key absent from this dummy body) are not errors."""
+    history = History(4)
+    history.add(Result(up=True, value=1.0, latency=0.1, at=-1.0))
+    history.add(Result(up=False, value=2.0, latency=0.2, at=0.0))
+    functions = WindowFunctions(history, now=0.0).bind(set(program.functions()) & set(WINDOW_FUNCTIONS))
+    for up in (True, False):  # both, so `!up && ...` does not hide its right-hand side
+        sample = Result(up=up, value=1.0, latency=0.1, at=0.0, detail={"status": 200, "body": {}})
+        try:
+            program.execute({**variables(sample, {}, 0.0), **functions})
+        except KeyError:
+            pass
+        except (TypeError, ValueError) as err:
+            raise ValueError(str(err).split("\n")[0]) from None
+        except RuntimeError as err:  # the library's "no such key" for maps is a RuntimeError too
+            if "key" not in str(err).lower():
+                raise ValueError(str(err).split("\n")[0]) from None
+

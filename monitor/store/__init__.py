@@ -1,0 +1,1 @@
+"""State that must survive a restart, behind one small interface (see base.py)."""

@@ -1,0 +1,68 @@
+"""The store interface: alert states, SLO minute counts and heartbeat times.
+
+One interface, two implementations: SQLite (the embedded default) and PostgreSQL (state
+shared by several replicas). Every write method is one transaction: after it returns, the
+change survives ``kill -9``; if the process dies inside it, none of it happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """One alert instance: a rule applied to one check."""
+
+    fingerprint: str  # stable id of (alertname, check); the primary key
+    alertname: str
+    check: str
+    state: str  # "pending" | "firing"
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    active_at: float  # when the condition first held (Prometheus' activeAt)
+    fired_at: float | None = None  # when it went from pending to firing
+    last_true_at: float = 0.0  # the last evaluation that found the condition true
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """What one evaluation changed, written atomically."""
+
+    upsert: list[AlertRecord] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)  # fingerprints of alerts that became inactive
+
+
+@dataclass(frozen=True)
+class MinuteCount:
+    minute: int  # unix time // 60
+    good: int
+    total: int
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Create the schema if needed; raises StoreError with a one-line reason."""
+
+    async def close(self) -> None: ...
+
+    async def load_alerts(self) -> list[AlertRecord]: ...
+
+    async def commit(self, change: StateChange) -> None: ...
+
+    async def add_counts(self, check: str, counts: list[MinuteCount]) -> None:
+        """Add to the per-minute good/total counts of ``check`` (summing into existing minutes)."""
+
+    async def load_counts(self, check: str, since_minute: int) -> list[MinuteCount]: ...
+
+    async def prune_counts(self, before_minute: int) -> None: ...
+
+    async def save_heartbeat(self, check: str, at: float, failed: bool) -> None: ...
+
+    async def load_heartbeats(self) -> dict[str, tuple[float, bool]]: ...
+
+
+class StoreError(Exception):
+    pass
