@@ -6,7 +6,9 @@ import asyncio
 import gc
 import signal
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -18,10 +20,15 @@ from monitor.config.main import split_listen
 from monitor.http.server import build_app
 from monitor.metrics import DaemonMetrics
 from monitor.probes import ProbeEnv
+from monitor.results import redact
+from monitor.rules.engine import RuleEngine
 from monitor.scheduling.scheduler import CheckScheduler
+from monitor.store import open_store
+from monitor.store.base import Store, StoreError
 
 log = structlog.get_logger("monitor.daemon")
 SHUTDOWN_GRACE = 5.0
+SWEEP_INTERVAL = 5.0
 
 
 class ListenError(Exception):
@@ -34,10 +41,13 @@ class Daemon:
         settings = config.settings
         self.statuses = CheckStatuses(settings.history, settings.history_max_samples)
         self.env = ProbeEnv()
-        self.metrics = DaemonMetrics(self.statuses)
+        self.engine = RuleEngine(self.statuses, clock=self.env.clock.time)
+        self.metrics = DaemonMetrics(self.statuses, self.engine)
         self.scheduler: CheckScheduler | None = None
+        self.store: Store | None = None
         self.ready = False
         self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._reload_lock = asyncio.Lock()
 
     # --- what the HTTP layer sees -------------------------------------------------------
@@ -68,8 +78,20 @@ class Daemon:
             log.info("config_reloaded", checks=len(config.checks), rules=len(config.rules))
             return True, f"loaded {len(config.checks)} checks, {len(config.rules)} rules"
 
+    def record_heartbeat(self, check: str, failed: bool) -> None:
+        at = self.env.clock.time()
+        self.env.heartbeats[check] = (at, failed)
+        if self.store is not None:  # survives a restart, so a job that just ran is not "late"
+            self._background(self.store.save_heartbeat(check, at, failed))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _apply(self, config: Config) -> None:
         self.statuses.configure(config.checks)
+        self.engine.configure(config.checks, config.rules)
         assert self.scheduler is not None
         self.scheduler.apply(config.checks)
         self.metrics.reload_ok.set(1)
@@ -95,9 +117,20 @@ class Daemon:
             raise ListenError(f"cannot listen on {self.config.settings.listen}: {err.strerror or err}") from None
 
         settings = self.config.settings
+        try:
+            self.store = open_store(settings.state)
+            await self.store.open()
+        except StoreError as err:
+            await runner.cleanup()
+            raise ListenError(f"cannot open state {redact(settings.state)}: {err}") from None
+        self.env.heartbeats.update(await self.store.load_heartbeats())
+        self.engine.attach(self.store)
+        await self.engine.start()
         self.scheduler = CheckScheduler(self.statuses, self.env, self.metrics.scheduler_lag, settings.max_concurrent_probes)
+        self.scheduler.on_result(self.engine.evaluate)
         self._apply(self.config)
         self.scheduler.start()
+        self._background(self._sweep())
         _freeze_heap()
         self.ready = True
         log.info("started", listen=settings.listen, checks=len(self.config.checks), rules=len(self.config.rules),
@@ -108,11 +141,22 @@ class Daemon:
             log.info("stopping")
             self.ready = False
             await self.scheduler.stop(SHUTDOWN_GRACE)
+            for task in list(self._tasks):
+                task.cancel()
+            await self.engine.stop()
+            await self.store.close()
             await runner.cleanup()
             await self.env.close()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             log.info("stopped")
+
+
+    async def _sweep(self) -> None:
+        """Staleness is a condition too: re-check quiet checks every few seconds."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            self.engine.sweep()
 
 
 def _freeze_heap() -> None:

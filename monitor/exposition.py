@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 
 from monitor.check_status import CheckStatus
+from monitor.labels import escape_label_value, label_text
 from monitor.results import Outcome
+from monitor.store.base import AlertRecord
 
 _OUTCOMES = tuple(Outcome)
 
@@ -51,4 +53,20 @@ def render_checks(statuses: list[CheckStatus], openmetrics: bool = False) -> str
     _family(out, "monitor_check_skipped_runs_total", "counter",
             "Runs skipped because the previous run was still in progress.", openmetrics)
     out.extend(f"monitor_check_skipped_runs_total{{{s.label_text}}} {s.skipped}.0\n" for s in statuses)
+    return "".join(out)
+
+
+def render_alerts(alerts: list[AlertRecord], failures: dict[str, int], openmetrics: bool = False) -> str:
+    """`monitor_alerts` is Prometheus' ALERTS: 1 per pending or firing alert, with its labels."""
+    out: list[str] = []
+    _family(out, "monitor_alerts", "gauge", "1 for each pending or firing alert.", openmetrics)
+    out.extend(
+        f'monitor_alerts{{{label_text(a.labels)},alertstate="{a.state}"}} 1.0\n' for a in alerts
+    )
+    _family(out, "monitor_rule_evaluation_failures_total", "counter",
+            "Rule evaluations that failed (a missing key, a type error), by alert name.", openmetrics)
+    out.extend(
+        f'monitor_rule_evaluation_failures_total{{alertname="{escape_label_value(name)}"}} {count}.0\n'
+        for name, count in sorted(failures.items())
+    )
     return "".join(out)

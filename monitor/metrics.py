@@ -13,7 +13,8 @@ from prometheus_client.exposition import choose_encoder
 
 from monitor import __version__
 from monitor.check_status import CheckStatuses
-from monitor.exposition import render_checks
+from monitor.exposition import render_alerts, render_checks
+from monitor.rules.engine import RuleEngine
 
 
 # `_created` series double the histogram's output and nobody alerts on them.
@@ -25,8 +26,9 @@ LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
 class DaemonMetrics:
     """The daemon's own metrics, in a registry of its own (no process-global state)."""
 
-    def __init__(self, statuses: CheckStatuses) -> None:
+    def __init__(self, statuses: CheckStatuses, engine: RuleEngine) -> None:
         self._statuses = statuses
+        self._engine = engine
         self.registry = CollectorRegistry(auto_describe=False)
         self.scheduler_lag = Histogram(
             "monitor_scheduler_lag_seconds", "Actual start of a check run minus its planned start.",
@@ -48,5 +50,7 @@ class DaemonMetrics:
         rest = encoder(self.registry).decode()
         if openmetrics:  # the per-check families must come before the closing `# EOF`
             rest = rest.removesuffix("# EOF\n")
-        body = render_checks(self._statuses.all(), openmetrics) + rest + ("# EOF\n" if openmetrics else "")
+        checks = render_checks(self._statuses.all(), openmetrics)
+        alerts = render_alerts(list(self._engine.alerts.values()), dict(self._engine.failures), openmetrics)
+        body = checks + alerts + rest + ("# EOF\n" if openmetrics else "")
         return body.encode(), content_type

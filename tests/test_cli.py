@@ -28,7 +28,7 @@ def monitor(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
 
 def config(tmp_path: Path, checks: str, port: int | None = None) -> Path:
     (tmp_path / "monitor.yaml").write_text(
-        f"global:\n  listen: 127.0.0.1:{port or free_port()}\ncheck_files: [checks.yaml]\nrule_files: [rules.yaml]\n"
+        f"global:\n  listen: 127.0.0.1:{port or free_port()}\n  state: sqlite:///{tmp_path}/state.db\ncheck_files: [checks.yaml]\nrule_files: [rules.yaml]\n"
     )
     (tmp_path / "checks.yaml").write_text(checks)
     (tmp_path / "rules.yaml").write_text(
@@ -71,7 +71,7 @@ def test_missing_config_file_is_one_line(tmp_path: Path) -> None:
 def test_check_prints_result_and_rules(tmp_path: Path) -> None:
     ok = monitor("check", "db", "-c", str(config(tmp_path, DB_OK)))
     assert ok.returncode == 0, ok.stderr
-    assert "OK" in ok.stdout and "rule     Down: ok" in ok.stdout and "needs history" in ok.stdout
+    assert "OK" in ok.stdout and "rule     Down: ok" in ok.stdout and "window functions saw only this run" in ok.stdout
     down = monitor("check", "db", "--json", "-c", str(config(tmp_path, DB_DOWN)))
     assert down.returncode == 1
     result = json.loads(down.stdout)

@@ -11,6 +11,7 @@ from monitor.check_status import CheckStatuses
 from monitor.metrics import DaemonMetrics
 from monitor.probes.disk import DiskCheck
 from monitor.results import Outcome, Result
+from monitor.rules.engine import RuleEngine
 
 
 def statuses() -> CheckStatuses:
@@ -25,8 +26,13 @@ def statuses() -> CheckStatuses:
     return result
 
 
+def metrics() -> DaemonMetrics:
+    checks = statuses()
+    return DaemonMetrics(checks, RuleEngine(checks))
+
+
 def test_text_format_round_trips() -> None:
-    body, content_type = DaemonMetrics(statuses()).render("")
+    body, content_type = metrics().render("")
     assert content_type.startswith("text/plain")
     families = {f.name: f for f in parse_text(body.decode())}
     up = {s.labels["check"]: s for s in families["monitor_check_up"].samples}
@@ -40,7 +46,7 @@ def test_text_format_round_trips() -> None:
 
 
 def test_openmetrics_format_round_trips() -> None:
-    body, content_type = DaemonMetrics(statuses()).render("application/openmetrics-text; version=1.0.0")
+    body, content_type = metrics().render("application/openmetrics-text; version=1.0.0")
     assert content_type.startswith("application/openmetrics-text")
     text = body.decode()
     assert text.endswith("# EOF\n") and text.count("# EOF") == 1

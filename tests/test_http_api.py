@@ -37,7 +37,7 @@ def write_config(tmp_path: Path, token: str | None = None, checks: str = CHECKS)
     port = free_port()
     token_line = f"  api_token: {token}\n" if token else ""
     (tmp_path / "monitor.yaml").write_text(
-        f"global:\n  listen: 127.0.0.1:{port}\n{token_line}check_files: [checks.yaml]\nrule_files: []\n"
+        f"global:\n  listen: 127.0.0.1:{port}\n  state: sqlite:///{tmp_path}/state.db\n{token_line}check_files: [checks.yaml]\nrule_files: []\n"
     )
     (tmp_path / "checks.yaml").write_text(checks)
     return tmp_path / "monitor.yaml"

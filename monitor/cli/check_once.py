@@ -10,24 +10,32 @@ from typing import Any
 from monitor.config.loader import Config
 from monitor.probes import ProbeEnv
 from monitor.results import Result
-from monitor.rules.functions import WINDOW_FUNCTIONS
 from monitor.expressions import ExpressionError
+from monitor.history import History
+from monitor.probes import CheckBase
+from monitor.rules.functions import WINDOW_FUNCTIONS, NoData, WindowFunctions, variables
+from monitor.rules.model import Rule
 from monitor.scheduling.runner import run_check
 
 
-def instant_variables(result: Result, labels: dict[str, str]) -> dict[str, Any]:
-    """What a rule sees of one result (window functions need history, which one run lacks)."""
-    return {
-        "up": result.up,
-        "value": result.value if result.value is not None else 0.0,
-        "latency": result.latency,
-        "status": result.detail.get("status", 0),
-        "body": result.detail.get("body", {}),
-        "detail": result.detail,
-        "labels": labels,
-        "error": result.error or "",
-        "age": 0.0,
-    }
+def _trip(rule: Rule, result: Result, check: CheckBase) -> dict[str, Any]:
+    """Would ``rule`` hold on this one result? Window functions see only this run, and
+    `for:` is not applied: this answers "is the condition true now"."""
+    history = History(1)
+    history.add(result)
+    used = set(rule.expression.program.functions()) & set(WINDOW_FUNCTIONS)
+    scope = {**variables(result, {**check.labels, "check": check.name}, result.at),
+             **WindowFunctions(history, result.at).bind(used)}
+    trip: dict[str, Any] = {"alert": rule.alert, "expr": rule.expr}
+    try:
+        trip["fires"] = rule.expression.evaluate(scope) is True
+    except NoData as err:
+        trip["fires"], trip["note"] = False, str(err)
+    except (ExpressionError, ValueError) as err:
+        trip["fires"], trip["note"] = None, f"error: {err}"
+    if used and "note" not in trip:
+        trip["note"] = "window functions saw only this run"
+    return trip
 
 
 def run_check_command(config: Config, name: str, as_json: bool) -> int:
@@ -45,19 +53,7 @@ def run_check_command(config: Config, name: str, as_json: bool) -> int:
             await env.close()
 
     result = asyncio.run(once())
-    trips: list[dict[str, Any]] = []
-    variables = instant_variables(result, {**check.labels, "check": check.name})
-    for loaded in config.rules_for(check):
-        rule = loaded.rule
-        used = set(rule.expression.program.functions()) & set(WINDOW_FUNCTIONS)
-        if used:
-            trips.append({"alert": rule.alert, "expr": rule.expr, "fires": None, "note": "needs history: " + ", ".join(sorted(used))})
-            continue
-        try:
-            fires = rule.expression.evaluate(variables) is True
-            trips.append({"alert": rule.alert, "expr": rule.expr, "fires": fires})
-        except ExpressionError as err:
-            trips.append({"alert": rule.alert, "expr": rule.expr, "fires": None, "note": f"error: {err}"})
+    trips = [_trip(loaded.rule, result, check) for loaded in config.rules_for(check)]
 
     if as_json:
         print(json.dumps({"check": name, "up": result.up, "value": result.value, "latency": result.latency,

@@ -11,7 +11,8 @@ from typing import Protocol
 from aiohttp import web
 
 from monitor.check_status import CheckStatuses
-from monitor.http.views import check_json, status_page
+from monitor.http.views import alerts_json, check_json, status_page
+from monitor.rules.engine import RuleEngine
 from monitor.probes import ProbeEnv
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -25,7 +26,10 @@ class DaemonView(Protocol):
     ready: bool
 
     def render_metrics(self, accept: str) -> tuple[bytes, str]: ...
+    engine: RuleEngine
+
     def api_token(self) -> str | None: ...
+    def record_heartbeat(self, check: str, failed: bool) -> None: ...
     def scheduler_alive(self) -> bool: ...
     async def reload(self) -> tuple[bool, str]: ...
 
@@ -68,8 +72,11 @@ def build_app(daemon: DaemonView) -> web.Application:
         if status is None or status.check.kind != "heartbeat":
             return error(404, f"no heartbeat check named {name!r}")
         failed = request.query.get("status", "ok") == "fail"
-        daemon.env.heartbeats[name] = (daemon.env.clock.time(), failed)
+        daemon.record_heartbeat(name, failed)
         return web.json_response({"check": name, "status": "fail" if failed else "ok"})
+
+    async def alerts(request: web.Request) -> web.Response:
+        return web.json_response({"status": "success", "data": {"alerts": alerts_json(daemon.engine.alerts.values())}})
 
     async def reload(request: web.Request) -> web.Response:
         ok, message = await daemon.reload()
@@ -95,6 +102,7 @@ def build_app(daemon: DaemonView) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/v1/checks", checks)
     app.router.add_get("/api/v1/checks/{name}", one_check)
+    app.router.add_get("/api/v1/alerts", alerts)
     app.router.add_post("/api/v1/heartbeat/{name}", mutating(heartbeat))
     app.router.add_post("/-/reload", mutating(reload))
     app.router.add_get("/", index)

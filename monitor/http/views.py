@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from html import escape
+from collections.abc import Iterable
 from typing import Any
 
 from monitor.check_status import CheckStatus
 from monitor.config.durations import format_duration
+from monitor.store.base import AlertRecord
 
 
 def _iso(ts: float) -> str:
@@ -38,6 +40,20 @@ def check_json(status: CheckStatus) -> dict[str, Any]:
             "detail": last.detail,
         }
     return out
+
+
+def alerts_json(alerts: Iterable[AlertRecord]) -> list[dict[str, Any]]:
+    """Prometheus' /api/v1/alerts shape, so existing tools can read it."""
+    return [
+        {
+            "labels": alert.labels,
+            "annotations": alert.annotations,
+            "state": alert.state,
+            "activeAt": _iso(alert.active_at),
+            "value": "" if alert.value is None else f"{alert.value:g}",
+        }
+        for alert in sorted(alerts, key=lambda a: (a.state != "firing", a.alertname, a.check))
+    ]
 
 
 def status_page(statuses: list[CheckStatus], now: float) -> str:

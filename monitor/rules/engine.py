@@ -92,6 +92,9 @@ class RuleEngine:
                     self._emit(AlertEvent(Transition.RESOLVED, alert, now))
             self._persist(change)
 
+    def attach(self, store: Store) -> None:
+        self._store = store
+
     async def start(self) -> None:
         """Load persisted alerts and start the ordered writer."""
         if self._store is not None:

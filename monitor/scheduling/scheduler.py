@@ -42,7 +42,7 @@ logging.getLogger("apscheduler.executors").setLevel(logging.CRITICAL)
 FIRST_RUN_SPREAD = 5.0  # seconds over which early first runs are spread, at least
 FIRST_RUN_RATE = 200.0  # early first runs per second, at most
 _FIRST_RUN = "#first"
-ResultListener = Callable[[CheckBase, Result], None]
+ResultListener = Callable[[CheckBase, Result], object]
 
 
 def phase_offset(name: str, interval: float) -> float:
