@@ -39,7 +39,7 @@ class Expression:
     def evaluate(self, variables: Mapping[str, Any]) -> Any:
         """Run the expression; raises ExpressionError with a one-line reason."""
         try:
-            return self.program.execute(dict(variables))
+            return self.program.execute(variables if isinstance(variables, dict) else dict(variables))
         except KeyError as err:  # the library's text is only the quoted key
             raise ExpressionError(f"no such key: {err.args[0]!r}" if err.args else "no such key") from None
         except Exception as err:  # the library raises RuntimeError/TypeError/ValueError

@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from monitor.results import Result
+
+
+_Column = TypeVar("_Column", array, bytearray)  # type: ignore[type-arg]
 
 
 class Sample(NamedTuple):
@@ -60,6 +63,35 @@ class History:
 
     def latest(self) -> Sample | None:
         return self._sample((self._next - 1) % self._capacity) if self._size else None
+
+    def _first_at_or_after(self, since: float) -> int:
+        """How many of the newest samples were taken at or after ``since`` (binary search:
+        samples are appended in time order)."""
+        low, high = 0, self._size  # answer in [low, high]; count k means the newest k
+        oldest = self._next - self._size
+        while low < high:
+            k = (low + high + 1) // 2
+            if self._at[(oldest + self._size - k) % self._capacity] >= since:
+                low = k
+            else:
+                high = k - 1
+        return low
+
+    def floats(self, name: str, since: float) -> array[float]:
+        """One column ("at", "value" or "latency") of the window, oldest first, copied with
+        C-level slicing: window functions over an hour of 1 s samples stay cheap."""
+        source = {"at": self._at, "value": self._value, "latency": self._latency}[name]
+        return self._tail(source, self._first_at_or_after(since))
+
+    def ups(self, since: float) -> bytearray:
+        """The window's up flags (1/0), oldest first."""
+        return self._tail(self._up, self._first_at_or_after(since))
+
+    def _tail(self, source: _Column, count: int) -> _Column:
+        start = (self._next - count) % self._capacity
+        if start + count <= self._capacity:
+            return source[start:start + count]
+        return source[start:] + source[: start + count - self._capacity]
 
     def window(self, since: float) -> Iterator[Sample]:
         """Samples taken at or after ``since``, oldest first."""

@@ -56,3 +56,16 @@ def test_reconfigure_keeps_history_of_unchanged_checks() -> None:
     assert status is not None and len(status.history) == 1 and status.check.labels == {"team": "x"}
     statuses.record("gone", result(at=2.0))  # a run finishing after its check was removed
     assert statuses.get("gone") is None
+
+
+def test_columns_match_the_sample_view_across_wrap_around() -> None:
+    history = History(capacity=50)
+    for i in range(137):  # wraps the ring more than twice
+        history.add(Result(up=i % 3 != 0, value=None if i % 11 == 0 else float(i), latency=i / 100, at=float(i)))
+    for since in (0.0, 90.0, 100.5, 130.0, 136.0, 137.0):
+        samples = list(history.window(since))
+        assert list(history.floats("at", since)) == [s.at for s in samples]
+        assert list(history.floats("latency", since)) == [s.latency for s in samples]
+        assert list(history.ups(since)) == [int(s.up) for s in samples]
+        values = history.floats("value", since)
+        assert [None if v != v else v for v in values] == [s.value for s in samples]

@@ -21,8 +21,8 @@ from monitor.expressions import ExpressionError
 from monitor.probes import CheckBase
 from monitor.results import Result
 from monitor.rules.alerts import Step, Transition, fingerprint, step
-from monitor.rules.functions import NoData, WindowFunctions, variables
-from monitor.rules.functions import WINDOW_FUNCTIONS
+from monitor.rules.functions import WINDOW_FUNCTIONS, NoData, WindowFunctions, variables
+from monitor.rules.model import RULE_VARIABLES
 from monitor.store.base import AlertRecord, StateChange, Store
 
 log = structlog.get_logger("monitor.rules")
@@ -47,6 +47,9 @@ class _Bound:
     labels: dict[str, str]
     fingerprint: str
     window_functions: set[str] = field(default_factory=set)
+    # Only the variables the expression reads are handed to CEL: converting `body` and
+    # `detail` on every evaluation was most of the per-rule cost (bench/rules.py).
+    variables: tuple[str, ...] = ()
 
 
 def stale_after(check: CheckBase) -> float:
@@ -78,8 +81,11 @@ class RuleEngine:
             for loaded in rules:
                 if loaded.rule.selects(check.name, check.labels):
                     labels = alert_labels(loaded, check)
-                    used = set(loaded.rule.expression.program.functions()) & set(WINDOW_FUNCTIONS)
-                    by_check.setdefault(check.name, []).append(_Bound(loaded, check, labels, fingerprint(labels), used))
+                    program = loaded.rule.expression.program
+                    used = set(program.functions()) & set(WINDOW_FUNCTIONS)
+                    names = tuple(sorted(set(program.variables()) & set(RULE_VARIABLES)))
+                    by_check.setdefault(check.name, []).append(
+                        _Bound(loaded, check, labels, fingerprint(labels), used, names))
         self._by_check = by_check
         alive = {b.fingerprint for bound in by_check.values() for b in bound}
         gone = [fp for fp in self.alerts if fp not in alive]
@@ -138,11 +144,10 @@ class RuleEngine:
         for b in bound:
             condition = self._condition(b, base, windows)
             current = self.alerts.get(b.fingerprint)
-            fresh = AlertRecord(
-                fingerprint=b.fingerprint, alertname=b.loaded.rule.alert, check=status.check.name, state="pending",
-                labels=b.labels, annotations=dict(b.loaded.rule.annotations), active_at=now,
-                value=result.value,
-            )
+            if current is None and not condition:
+                continue  # the common case: nothing to do, nothing to allocate
+            fresh = self._fresh(b, status.check.name, now, result) if condition else current
+            assert fresh is not None
             outcome: Step = step(current, condition, now, b.loaded.rule.for_, b.loaded.rule.keep_firing_for, fresh)
             if outcome.alert is not None:
                 self.alerts[b.fingerprint] = outcome.alert
@@ -159,10 +164,18 @@ class RuleEngine:
             self._persist(change)
         return events
 
+    def _fresh(self, b: _Bound, check: str, now: float, result: Result) -> AlertRecord:
+        return AlertRecord(
+            fingerprint=b.fingerprint, alertname=b.loaded.rule.alert, check=check, state="pending",
+            labels=b.labels, annotations=dict(b.loaded.rule.annotations), active_at=now, value=result.value,
+        )
+
     def _condition(self, b: _Bound, base: dict[str, object], windows: WindowFunctions) -> bool:
-        variables_ = {**base, **windows.bind(b.window_functions)} if b.window_functions else base
+        scope = {name: base[name] for name in b.variables}
+        if b.window_functions:
+            scope.update(windows.bind(b.window_functions))
         try:
-            verdict = b.loaded.rule.expression.evaluate(variables_) is True
+            verdict = b.loaded.rule.expression.evaluate(scope) is True
         except NoData:
             verdict = False
         except (ExpressionError, ValueError) as err:

@@ -4,11 +4,11 @@ over the check's history (all windows are strings like "5m")."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from monitor.config.durations import parse_duration
-from monitor.history import History, Sample
+from monitor.history import History
 from monitor.results import Result
 
 FIELDS = ("value", "latency", "up")
@@ -32,14 +32,10 @@ def _window(text: Any) -> float:
     return seconds
 
 
-def _field(name: Any) -> Callable[[Sample], float | None]:
-    if name == "value":
-        return lambda s: s.value
-    if name == "latency":
-        return lambda s: s.latency
-    if name == "up":
-        return lambda s: 1.0 if s.up else 0.0
-    raise ValueError(f"unknown field {name!r} (use one of {', '.join(FIELDS)})")
+def _field(name: Any) -> str:
+    if name not in FIELDS:
+        raise ValueError(f"unknown field {name!r} (use one of {', '.join(FIELDS)})")
+    return str(name)
 
 
 def _quantile(q: float, values: list[float]) -> float:
@@ -58,19 +54,22 @@ class WindowFunctions:
         self._history = history
         self._now = now
 
-    def _samples(self, window: Any) -> Iterator[Sample]:
-        return self._history.window(self._now - _window(window))
-
-    def _values(self, field: Any, window: Any) -> list[float]:
-        get = _field(field)
-        values = [v for v in (get(s) for s in self._samples(window)) if v is not None]
+    def _values(self, field: Any, window: Any) -> Sequence[float]:
+        name, since = _field(field), self._now - _window(window)
+        values: Sequence[float]
+        if name == "up":
+            values = [float(v) for v in self._history.ups(since)]
+        else:
+            column = self._history.floats(name, since)
+            # NaN marks "no value"; rare, so filter only when the sum says one is there.
+            values = [v for v in column if not math.isnan(v)] if math.isnan(math.fsum(column)) else column
         if not values:
             raise NoData(f"no samples in the last {window}")
         return values
 
     def avg_over_time(self, field: Any, window: Any) -> float:
         values = self._values(field, window)
-        return sum(values) / len(values)
+        return math.fsum(values) / len(values)
 
     def max_over_time(self, field: Any, window: Any) -> float:
         return max(self._values(field, window))
@@ -81,14 +80,16 @@ class WindowFunctions:
     def quantile_over_time(self, q: Any, field: Any, window: Any) -> float:
         if not isinstance(q, (int, float)) or not 0 <= q <= 1:
             raise ValueError(f"quantile must be a number between 0 and 1, got {q!r}")
-        return _quantile(float(q), self._values(field, window))
+        return _quantile(float(q), list(self._values(field, window)))
 
     def success_ratio(self, window: Any) -> float:
-        ups = self._values("up", window)
-        return sum(ups) / len(ups)
+        ups = self._history.ups(self._now - _window(window))
+        if not ups:
+            raise NoData(f"no samples in the last {window}")
+        return ups.count(1) / len(ups)
 
     def count_over_time(self, window: Any) -> int:
-        return sum(1 for _ in self._samples(window))
+        return len(self._history.floats("at", self._now - _window(window)))
 
     def changes(self, field: Any, window: Any) -> int:
         values = self._values(field, window)
@@ -96,8 +97,11 @@ class WindowFunctions:
 
     def rate(self, field: Any, window: Any) -> float:
         """Per-second increase of a counter over the window; a drop counts as a reset."""
-        get = _field(field)
-        points = [(s.at, v) for s in self._samples(window) if (v := get(s)) is not None]
+        since = self._now - _window(window)
+        name = _field(field)
+        at = self._history.floats("at", since)
+        column: Sequence[float] = self._history.ups(since) if name == "up" else self._history.floats(name, since)
+        points = [(t, float(v)) for t, v in zip(at, column) if not math.isnan(v)]
         if len(points) < 2:
             raise NoData(f"rate needs two samples in the last {window}")
         increase = 0.0
