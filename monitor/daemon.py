@@ -129,6 +129,7 @@ class Daemon:
         self.scheduler = CheckScheduler(self.statuses, self.env, self.metrics.scheduler_lag, settings.max_concurrent_probes)
         self.scheduler.on_result(self.engine.evaluate)
         self._apply(self.config)
+        await self.engine.load_slo_counts()
         self.scheduler.start()
         self._background(self._sweep())
         _freeze_heap()
@@ -153,10 +154,12 @@ class Daemon:
 
 
     async def _sweep(self) -> None:
-        """Staleness is a condition too: re-check quiet checks every few seconds."""
+        """Staleness is a condition too: re-check quiet checks every few seconds; and write
+        each completed minute of SLO counts (a crash loses at most the open minute)."""
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             self.engine.sweep()
+            await self.engine.flush_slo_counts()
 
 
 def _freeze_heap() -> None:

@@ -13,6 +13,8 @@ import math
 from monitor.check_status import CheckStatus
 from monitor.labels import escape_label_value, label_text
 from monitor.results import Outcome
+from monitor.rules.functions import NoData
+from monitor.rules.slo import SloTracker
 from monitor.store.base import AlertRecord
 
 _OUTCOMES = tuple(Outcome)
@@ -69,4 +71,31 @@ def render_alerts(alerts: list[AlertRecord], failures: dict[str, int], openmetri
         f'monitor_rule_evaluation_failures_total{{alertname="{escape_label_value(name)}"}} {count}.0\n'
         for name, count in sorted(failures.items())
     )
+    return "".join(out)
+
+
+# Burn rates exported for dashboards: the workbook's windows for a 30-day SLO.
+SLO_EXPORT_WINDOWS = (("5m", 300.0), ("30m", 1800.0), ("1h", 3600.0), ("6h", 21600.0), ("1d", 86400.0), ("3d", 259200.0))
+
+
+def render_slos(trackers: dict[str, SloTracker], now: float, openmetrics: bool = False) -> str:
+    out: list[str] = []
+    rows = sorted(trackers.items())
+    _family(out, "monitor_slo_objective_ratio", "gauge", "The check's SLO objective as a ratio.", openmetrics)
+    out.extend(f'monitor_slo_objective_ratio{{check="{escape_label_value(name)}"}} {_number(t.objective_ratio)}\n'
+               for name, t in rows)
+    _family(out, "monitor_slo_error_budget_remaining_ratio", "gauge",
+            "Share of the error budget left over the SLO window (negative when overspent).", openmetrics)
+    out.extend(f'monitor_slo_error_budget_remaining_ratio{{check="{escape_label_value(name)}"}} '
+               f"{_number(t.error_budget_remaining(now))}\n" for name, t in rows)
+    _family(out, "monitor_slo_burn_rate", "gauge", "Error rate over the window divided by the budgeted rate.", openmetrics)
+    for name, tracker in rows:
+        for label, seconds in SLO_EXPORT_WINDOWS:
+            if seconds > tracker.config.window:
+                continue
+            try:
+                rate = tracker.burn_rate(seconds, now)
+            except NoData:
+                continue  # no traffic in the window: no sample, rather than a misleading 0
+            out.append(f'monitor_slo_burn_rate{{check="{escape_label_value(name)}",window="{label}"}} {_number(rate)}\n')
     return "".join(out)

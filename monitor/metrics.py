@@ -8,12 +8,14 @@ daemon's own metrics use prometheus_client. Rendering runs in a worker thread.
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, Gauge, Histogram, Info, disable_created_metrics
 from prometheus_client.exposition import choose_encoder
 
 from monitor import __version__
 from monitor.check_status import CheckStatuses
-from monitor.exposition import render_alerts, render_checks
+from monitor.exposition import render_alerts, render_checks, render_slos
 from monitor.rules.engine import RuleEngine
 
 
@@ -52,5 +54,6 @@ class DaemonMetrics:
             rest = rest.removesuffix("# EOF\n")
         checks = render_checks(self._statuses.all(), openmetrics)
         alerts = render_alerts(list(self._engine.alerts.values()), dict(self._engine.failures), openmetrics)
-        body = checks + alerts + rest + ("# EOF\n" if openmetrics else "")
+        slos = render_slos(dict(self._engine.trackers), time.time(), openmetrics)
+        body = checks + alerts + slos + rest + ("# EOF\n" if openmetrics else "")
         return body.encode(), content_type

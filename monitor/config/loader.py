@@ -158,6 +158,11 @@ def _unmatched_rules(rules: list[LoadedRule], checks: list[CheckBase]) -> list[P
     # A rule that watches nothing would never fire; that is a config mistake, not a quiet night.
     problems = []
     for loaded in rules:
+        if loaded.rule.uses_slo:
+            without = [c.name for c in checks if loaded.rule.selects(c.name, c.labels) and c.slo is None]
+            if without:
+                problems.append(Problem(loaded.where.file, loaded.where.line,
+                                        f"rule {loaded.rule.alert} reads the SLO of checks without `slo:`: {', '.join(without)}"))
         if not any(loaded.rule.selects(c.name, c.labels) for c in checks):
             target = loaded.rule.check
             what = f"check {target!r}" if isinstance(target, str) else f"any check with labels {target}"

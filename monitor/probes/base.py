@@ -16,6 +16,7 @@ from monitor.clock import Clock, SystemClock
 from monitor.config.durations import Duration, to_seconds
 from monitor.config.model import Model
 from monitor.results import Result
+from monitor.rules.slo import SloConfig
 
 NAME_PATTERN = r"^[a-z0-9_]+$"
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -32,6 +33,7 @@ class CheckBase(Model):
     timeout: Duration
     labels: dict[str, str] = Field(default_factory=dict)
     description: str = ""
+    slo: SloConfig | None = None  # success of this check's runs as a service level objective
 
     @model_validator(mode="before")
     @classmethod

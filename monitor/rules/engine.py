@@ -12,17 +12,20 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
 from monitor.check_status import CheckStatus, CheckStatuses
-from monitor.config.loader import LoadedRule
+from monitor.config.durations import format_duration
+from monitor.config.loader import LoadedRule, Location
 from monitor.expressions import ExpressionError
 from monitor.probes import CheckBase
 from monitor.results import Result
 from monitor.rules.alerts import Step, Transition, fingerprint, step
-from monitor.rules.functions import WINDOW_FUNCTIONS, NoData, WindowFunctions, variables
-from monitor.rules.model import RULE_VARIABLES
+from monitor.rules.functions import SLO_FUNCTIONS, WINDOW_FUNCTIONS, NoData, SloFunctions, WindowFunctions, variables
+from monitor.rules.model import RULE_VARIABLES, Rule
+from monitor.rules.slo import SloTracker, burn_rate_alerts
 from monitor.store.base import AlertRecord, StateChange, Store
 
 log = structlog.get_logger("monitor.rules")
@@ -64,6 +67,7 @@ class RuleEngine:
         self._now = clock or time.time
         self._by_check: dict[str, list[_Bound]] = {}
         self.alerts: dict[str, AlertRecord] = {}
+        self.trackers: dict[str, SloTracker] = {}  # per check with `slo:`
         self.failures: Counter[str] = Counter()  # evaluation errors per alertname
         self._failing: set[str] = set()  # fingerprints whose last evaluation errored (log once)
         self._listeners: list[Callable[[AlertEvent], None]] = []
@@ -77,16 +81,21 @@ class RuleEngine:
     def configure(self, checks: list[CheckBase], rules: list[LoadedRule]) -> None:
         """Bind rules to checks; alerts whose rule or check is gone resolve now."""
         by_check: dict[str, list[_Bound]] = {}
+        trackers: dict[str, SloTracker] = {}
         for check in checks:
-            for loaded in rules:
+            if check.slo is not None:
+                old = self.trackers.get(check.name)
+                trackers[check.name] = old if old is not None and old.config == check.slo else SloTracker(check.slo)
+            for loaded in [*rules, *slo_rules(check)]:
                 if loaded.rule.selects(check.name, check.labels):
                     labels = alert_labels(loaded, check)
                     program = loaded.rule.expression.program
-                    used = set(program.functions()) & set(WINDOW_FUNCTIONS)
+                    used = set(program.functions()) & set(WINDOW_FUNCTIONS + SLO_FUNCTIONS)
                     names = tuple(sorted(set(program.variables()) & set(RULE_VARIABLES)))
                     by_check.setdefault(check.name, []).append(
                         _Bound(loaded, check, labels, fingerprint(labels), used, names))
         self._by_check = by_check
+        self.trackers = trackers
         alive = {b.fingerprint for bound in by_check.values() for b in bound}
         gone = [fp for fp in self.alerts if fp not in alive]
         if gone:
@@ -109,17 +118,44 @@ class RuleEngine:
             self._commits = asyncio.Queue()
             self._writer = asyncio.create_task(self._write_loop())
 
+    async def load_slo_counts(self) -> None:
+        if self._store is None:
+            return
+        now = self._now()
+        for name, tracker in self.trackers.items():
+            since = int(now // 60) - tracker.window_minutes
+            tracker.load(await self._store.load_counts(name, since))
+
+    async def flush_slo_counts(self) -> None:
+        """Persist completed minutes; a failed write gives them back for the next flush."""
+        if self._store is None:
+            return
+        now = self._now()
+        for name, tracker in list(self.trackers.items()):
+            counts = tracker.pending_flush(now)
+            if not counts:
+                continue
+            try:
+                await self._store.add_counts(name, counts)
+            except Exception as err:
+                tracker.requeue(counts)
+                log.error("slo_counts_write_failed", check=name, error=str(err))
+
     async def stop(self) -> None:
         """Write everything queued, then stop."""
         if self._commits is not None and self._writer is not None:
             await self._commits.join()
             self._writer.cancel()
+        await self.flush_slo_counts()
 
     # --- evaluation ------------------------------------------------------------------
     def evaluate(self, check: CheckBase, result: Result) -> list[AlertEvent]:
         status = self._statuses.get(check.name)
         if status is None:
             return []
+        tracker = self.trackers.get(check.name)
+        if tracker is not None:
+            tracker.record(result.at, result.up)
         return self._evaluate_status(status, self._now(), result)
 
     def sweep(self) -> list[AlertEvent]:
@@ -137,12 +173,17 @@ class RuleEngine:
         if not bound:
             return []
         labels = {**status.check.labels, "check": status.check.name}
-        base = variables(result, labels, now, stale_after(status.check))
-        windows = WindowFunctions(status.history, now)
+        tracker = self.trackers.get(status.check.name)
+        budget = tracker.error_budget_remaining(now) if tracker is not None else 1.0
+        base = variables(result, labels, now, stale_after(status.check), budget)
+        needed = set().union(*(b.window_functions for b in bound))
+        functions = WindowFunctions(status.history, now).bind(needed - set(SLO_FUNCTIONS))
+        if tracker is not None and "burn_rate" in needed:
+            functions["burn_rate"] = SloFunctions(tracker, now).burn_rate
         change = StateChange()
         events: list[AlertEvent] = []
         for b in bound:
-            condition = self._condition(b, base, windows)
+            condition = self._condition(b, base, functions)
             current = self.alerts.get(b.fingerprint)
             if current is None and not condition:
                 continue  # the common case: nothing to do, nothing to allocate
@@ -170,10 +211,10 @@ class RuleEngine:
             labels=b.labels, annotations=dict(b.loaded.rule.annotations), active_at=now, value=result.value,
         )
 
-    def _condition(self, b: _Bound, base: dict[str, object], windows: WindowFunctions) -> bool:
+    def _condition(self, b: _Bound, base: dict[str, object], functions: dict[str, Callable[..., Any]]) -> bool:
         scope = {name: base[name] for name in b.variables}
-        if b.window_functions:
-            scope.update(windows.bind(b.window_functions))
+        for name in b.window_functions:
+            scope[name] = functions[name]
         try:
             verdict = b.loaded.rule.expression.evaluate(scope) is True
         except NoData:
@@ -227,6 +268,32 @@ def _worth_writing(before: AlertRecord | None, after: AlertRecord, keeps_firing:
         return before != after
     return (before.state, before.labels, before.annotations, before.fired_at) != (
         after.state, after.labels, after.annotations, after.fired_at)
+
+
+def slo_rules(check: CheckBase) -> list[LoadedRule]:
+    """The SRE workbook's burn-rate alerts for a check with `slo:` (unless turned off)."""
+    if check.slo is None:
+        return []
+    objective = f"{check.slo.objective:g}"
+    return [
+        LoadedRule(
+            group="slo",
+            rule=Rule.model_validate({
+                "alert": alert.name,
+                "check": check.name,
+                "expr": f'burn_rate("{format_duration(alert.long_window)}") > {alert.factor!r} && '
+                        f'burn_rate("{format_duration(alert.short_window)}") > {alert.factor!r}',
+                "labels": {**alert.labels, "slo": objective},
+                "annotations": {
+                    "summary": f"{check.name} is burning its {objective}% error budget {alert.factor:g}x too fast",
+                    "description": f"Burn rate above {alert.factor:g} over both {format_duration(alert.long_window)} "
+                                   f"and {format_duration(alert.short_window)}.",
+                },
+            }),
+            where=Location("<slo>", 0),
+        )
+        for alert in burn_rate_alerts(check.slo)
+    ]
 
 
 def alert_labels(loaded: LoadedRule, check: CheckBase) -> dict[str, str]:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.config.durations import parse_duration
 from monitor.history import History
 from monitor.results import Result
+
+if TYPE_CHECKING:  # slo.py imports NoData from here
+    from monitor.rules.slo import SloTracker
 
 FIELDS = ("value", "latency", "up")
 # The names rules can call; each is a method of WindowFunctions taking a window like "5m".
@@ -17,6 +20,8 @@ WINDOW_FUNCTIONS = (
     "avg_over_time", "max_over_time", "min_over_time", "quantile_over_time",
     "success_ratio", "changes", "rate", "count_over_time",
 )
+# Functions over the check's SLO counts (checks with `slo:` only).
+SLO_FUNCTIONS = ("burn_rate",)
 
 
 class NoData(Exception):
@@ -116,7 +121,19 @@ class WindowFunctions:
         return {name: getattr(self, name) for name in names}
 
 
-def variables(result: Result, labels: dict[str, str], now: float, stale_after: float | None = None) -> dict[str, Any]:
+class SloFunctions:
+    """``burn_rate("1h")``: how fast the check spends its error budget (1 = exactly on budget)."""
+
+    def __init__(self, tracker: SloTracker, now: float) -> None:
+        self._tracker = tracker
+        self._now = now
+
+    def burn_rate(self, window: Any) -> float:
+        return self._tracker.burn_rate(_window(window), self._now)
+
+
+def variables(result: Result, labels: dict[str, str], now: float, stale_after: float | None = None,
+              error_budget_remaining: float = 1.0) -> dict[str, Any]:
     """The instant variables of CONTRACT §2, from one result.
 
     ``age`` is how long ago that result was taken. A check whose results stopped coming
@@ -134,7 +151,13 @@ def variables(result: Result, labels: dict[str, str], now: float, stale_after: f
         "labels": labels,
         "error": f"stale: no result for {age:.0f}s" if stale else (result.error or ""),
         "age": age,
+        "error_budget_remaining": error_budget_remaining,
     }
+
+
+def _checked_burn_rate(window: Any) -> float:
+    _window(window)
+    return 1.0
 
 
 def dry_run(program: Any) -> None:
@@ -146,6 +169,8 @@ def dry_run(program: Any) -> None:
     history.add(Result(up=True, value=1.0, latency=0.1, at=-1.0))
     history.add(Result(up=False, value=2.0, latency=0.2, at=0.0))
     functions = WindowFunctions(history, now=0.0).bind(set(program.functions()) & set(WINDOW_FUNCTIONS))
+    if "burn_rate" in program.functions():
+        functions["burn_rate"] = _checked_burn_rate
     for up in (True, False):  # both, so `!up && ...` does not hide its right-hand side
         sample = Result(up=up, value=1.0, latency=0.1, at=0.0, detail={"status": 200, "body": {}})
         try:

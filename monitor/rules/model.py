@@ -10,10 +10,11 @@ from monitor.config.durations import Duration
 from monitor.config.model import Model
 from monitor.expressions import Expression, compile_expression
 from monitor.probes.base import LABEL_NAME
-from monitor.rules.functions import WINDOW_FUNCTIONS, dry_run
+from monitor.rules.functions import SLO_FUNCTIONS, WINDOW_FUNCTIONS, dry_run
 
 # What a rule's `expr` can read about the latest result of its check...
-RULE_VARIABLES = ("up", "value", "latency", "status", "body", "detail", "labels", "error", "age")
+RULE_VARIABLES = ("up", "value", "latency", "status", "body", "detail", "labels", "error", "age",
+                  "error_budget_remaining")
 # ...and the window functions over the check's history (rules/functions.py).
 
 
@@ -31,7 +32,7 @@ class Rule(Model):
     @field_validator("expr")
     @classmethod
     def _compiles(cls, source: str) -> str:
-        dry_run(compile_expression(source, RULE_VARIABLES, WINDOW_FUNCTIONS).program)
+        dry_run(compile_expression(source, RULE_VARIABLES, WINDOW_FUNCTIONS + SLO_FUNCTIONS).program)
         return source
 
     @field_validator("check")
@@ -54,7 +55,12 @@ class Rule(Model):
         return labels
 
     def model_post_init(self, __context: Any) -> None:
-        self._expression = compile_expression(self.expr, RULE_VARIABLES, WINDOW_FUNCTIONS)
+        self._expression = compile_expression(self.expr, RULE_VARIABLES, WINDOW_FUNCTIONS + SLO_FUNCTIONS)
+
+    @property
+    def uses_slo(self) -> bool:
+        program = self.expression.program
+        return "error_budget_remaining" in program.variables() or bool(set(program.functions()) & set(SLO_FUNCTIONS))
 
     @property
     def expression(self) -> Expression:
