@@ -21,6 +21,9 @@ from monitor.scheduling.runner import run_check
 def _trip(rule: Rule, result: Result, check: CheckBase) -> dict[str, Any]:
     """Would ``rule`` hold on this one result? Window functions see only this run, and
     `for:` is not applied: this answers "is the condition true now"."""
+    if rule.uses_slo:
+        return {"alert": rule.alert, "expr": rule.expr, "fires": None,
+                "note": "reads SLO counts, which only the running daemon has"}
     history = History(1)
     history.add(result)
     used = set(rule.expression.program.functions()) & set(WINDOW_FUNCTIONS)
