@@ -9,7 +9,6 @@ pooled connection that survived a failover would hide the failure.
 from __future__ import annotations
 
 import math
-import re
 import time
 from decimal import Decimal
 from typing import Any, Literal
@@ -19,7 +18,8 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import field_validator
 
 from monitor.probes.base import CheckBase, ProbeEnv
-from monitor.results import Result, describe_exception, redact
+from monitor.dsn import dsn_secrets, without_secrets
+from monitor.results import Result, describe_exception
 
 MAX_DETAIL_ROWS = 10
 
@@ -36,22 +36,8 @@ class PostgresCheck(CheckBase):
             conninfo_to_dict(dsn)
         except psycopg.ProgrammingError as err:
             # libpq quotes the malformed input back, password included: scrub it.
-            raise ValueError(f"invalid dsn: {_without_password(str(err).splitlines()[0], dsn)}") from None
+            raise ValueError(f"invalid dsn: {without_secrets(str(err).splitlines()[0], dsn_secrets(dsn))}") from None
         return dsn
-
-
-_URI_PASSWORD = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@?#]*:([^@/?#]*)@")
-_KV_PASSWORD = re.compile(r"\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']+)")
-
-
-def _without_password(message: str, dsn: str) -> str:
-    message = redact(message)
-    for pattern in (_URI_PASSWORD, _KV_PASSWORD):
-        for match in pattern.finditer(dsn):
-            secret = match.group(1).strip("'")
-            if secret:
-                message = message.replace(secret, "***")
-    return message
 
 
 async def probe(check: PostgresCheck, deadline: float, env: ProbeEnv) -> Result:

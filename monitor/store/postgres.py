@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -21,6 +20,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
+from monitor.dsn import dsn_secrets, without_secrets
 from monitor.results import describe_exception, one_line
 from monitor.store.base import AlertRecord, MinuteCount, StateChange, StoreError
 
@@ -89,8 +89,6 @@ _SAVE_HEARTBEAT = """
     ON CONFLICT (check_name) DO UPDATE SET at = excluded.at, failed = excluded.failed
 """
 
-_URI_PASSWORD = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@?#]*:([^@/?#]*)@")
-_KV_PASSWORD = re.compile(r"\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']+)")
 
 
 class PostgresStore:
@@ -103,7 +101,7 @@ class PostgresStore:
         self._conn: Connection | None = None
         self._open = False
         self._lock = asyncio.Lock()
-        self._secrets = _secrets(dsn)
+        self._secrets = dsn_secrets(dsn)
         self._where = f"postgres state store {_describe(dsn)} schema {schema}"
 
     async def open(self) -> None:
@@ -285,9 +283,7 @@ class PostgresStore:
                 pass  # it is going away either way
 
     def _error(self, err: BaseException) -> StoreError:
-        message = describe_exception(err)
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
+        message = without_secrets(describe_exception(err), self._secrets)
         return StoreError(one_line(f"{self._where}: {message}"))
 
 
@@ -322,16 +318,3 @@ def _describe(dsn: str) -> str:
     host = params.get("host") or params.get("hostaddr") or "localhost"
     port = params.get("port") or "5432"
     return f"{host}:{port}/{params.get('dbname') or ''}"
-
-
-def _secrets(dsn: str) -> list[str]:
-    """The password as written in the DSN (raw and decoded), to scrub from libpq's messages."""
-    found = [m.group(1).strip("'") for p in (_URI_PASSWORD, _KV_PASSWORD) for m in p.finditer(dsn)]
-    try:
-        password = conninfo_to_dict(dsn).get("password")
-    except psycopg.Error:
-        password = None
-    if isinstance(password, str):
-        found.append(password)
-    # Longest first, so a password that contains another's text is replaced whole.
-    return sorted({s for s in found if s}, key=len, reverse=True)
