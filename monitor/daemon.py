@@ -91,6 +91,7 @@ class Daemon:
 
     def _apply(self, config: Config) -> None:
         self.statuses.configure(config.checks)
+        self.engine.external_url = config.settings.external_url or ""
         self.engine.configure(config.checks, config.rules)
         assert self.scheduler is not None
         self.scheduler.apply(config.checks)

@@ -204,3 +204,20 @@ def test_step_is_pure_and_keeps_active_at() -> None:
     assert first.transition is Transition.PENDING and first.alert is not None
     later = step(first.alert, True, 130.0, 60, 0, AlertRecord("f", "A", "api", "pending", {}, {}, active_at=130.0))
     assert later.alert is not None and later.alert.active_at == 100.0 and later.transition is None
+
+
+def test_annotations_are_rendered_templates(tmp_path: Path) -> None:
+    extra = ("        annotations:\n"
+             "          summary: 'Disk {{ $labels.check }} is {{ $value }}% full'\n"
+             "          runbook_url: 'https://runbooks.invalid/{{ $labels.alertname | toLower }}'\n")
+    config, statuses, engine, clock, _ = make(tmp_path, rule("!up", extra))
+    feed(config, statuses, engine, clock, "api", up=False, value=93.5)
+    (alert,) = engine.alerts.values()
+    assert alert.annotations == {"summary": "Disk api is 93.5% full", "runbook_url": "https://runbooks.invalid/a"}
+
+
+def test_bad_annotation_template_is_a_config_error(tmp_path: Path) -> None:
+    extra = "        annotations:\n          summary: '{{ $labels.check | nosuchfunc }}'\n"
+    with pytest.raises(ConfigError) as err:
+        make(tmp_path, rule("!up", extra))
+    assert "rules.yaml:" in str(err.value) and "nosuchfunc" in str(err.value)

@@ -14,6 +14,7 @@ from monitor.config.loader import Config, load_config
 from monitor.exposition import render_slos
 from monitor.results import Outcome, Result
 from monitor.rules.engine import RuleEngine
+from monitor.store.base import MinuteCount
 from monitor.store.sqlite import SqliteStore
 
 CHECKS = """checks:
@@ -140,3 +141,17 @@ async def test_counts_persist_and_reload(tmp_path: Path) -> None:
     # Everything but the still-open minute came back.
     assert fresh.trackers["billing"].burn_rate(3600, clock.time()) == pytest.approx(before, rel=0.1)
     await reopened.close()
+
+
+async def test_old_counts_are_pruned(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "state.db"))
+    await store.open()
+    await store.add_counts("gone", [MinuteCount(minute=1, good=1, total=1)])  # a check long removed
+    config, statuses, engine, clock = make(tmp_path, store=store)
+    clock.advance(60)
+    feed(config, statuses, engine, clock, up=True)
+    clock.advance(60)
+    await engine.flush_slo_counts()
+    assert await store.load_counts("gone", 0) == []
+    assert [c.total for c in await store.load_counts("billing", 0)] == [1]
+    await store.close()

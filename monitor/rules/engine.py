@@ -30,6 +30,7 @@ from monitor.store.base import AlertRecord, StateChange, Store
 
 log = structlog.get_logger("monitor.rules")
 DEFAULT_SEVERITY = "warning"
+PRUNE_EVERY = 3600.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class RuleEngine:
         self._by_check: dict[str, list[_Bound]] = {}
         self.alerts: dict[str, AlertRecord] = {}
         self.trackers: dict[str, SloTracker] = {}  # per check with `slo:`
+        self.external_url = ""  # for `$externalURL` in annotations
+        self._pruned_at = 0.0
         self.failures: Counter[str] = Counter()  # evaluation errors per alertname
         self._failing: set[str] = set()  # fingerprints whose last evaluation errored (log once)
         self._listeners: list[Callable[[AlertEvent], None]] = []
@@ -131,6 +134,15 @@ class RuleEngine:
         if self._store is None:
             return
         now = self._now()
+        if now - self._pruned_at > PRUNE_EVERY:
+            # Counts older than the longest SLO window are never read again (nor are those of
+            # checks that lost their `slo:`): the table stays as small as the windows need.
+            self._pruned_at = now
+            longest = max((t.window_minutes for t in self.trackers.values()), default=0)
+            try:
+                await self._store.prune_counts(int(now // 60) - longest - 1)
+            except Exception as err:
+                log.error("slo_counts_prune_failed", error=str(err))
         for name, tracker in list(self.trackers.items()):
             counts = tracker.pending_flush(now)
             if not counts:
@@ -208,7 +220,8 @@ class RuleEngine:
     def _fresh(self, b: _Bound, check: str, now: float, result: Result) -> AlertRecord:
         return AlertRecord(
             fingerprint=b.fingerprint, alertname=b.loaded.rule.alert, check=check, state="pending",
-            labels=b.labels, annotations=dict(b.loaded.rule.annotations), active_at=now, value=result.value,
+            labels=b.labels, annotations=b.loaded.rule.render_annotations(b.labels, result.value, self.external_url),
+            active_at=now, value=result.value,
         )
 
     def _condition(self, b: _Bound, base: dict[str, object], functions: dict[str, Callable[..., Any]]) -> bool:

@@ -10,6 +10,7 @@ from monitor.config.durations import Duration
 from monitor.config.model import Model
 from monitor.expressions import Expression, compile_expression
 from monitor.probes.base import LABEL_NAME
+from monitor.rules.templates import Template, compile_template
 from monitor.rules.functions import SLO_FUNCTIONS, WINDOW_FUNCTIONS, dry_run
 
 # What a rule's `expr` can read about the latest result of its check...
@@ -28,6 +29,7 @@ class Rule(Model):
     annotations: dict[str, str] = Field(default_factory=dict)
 
     _expression: Expression | None = PrivateAttr(default=None)
+    _templates: dict[str, Template] = PrivateAttr(default_factory=dict)
 
     @field_validator("expr")
     @classmethod
@@ -46,6 +48,16 @@ class Rule(Model):
                     raise ValueError(f"invalid label name {name!r} in selector")
         return check
 
+    @field_validator("annotations")
+    @classmethod
+    def _templates_compile(cls, annotations: dict[str, str]) -> dict[str, str]:
+        for name, text in annotations.items():
+            try:
+                compile_template(text)
+            except ValueError as err:
+                raise ValueError(f"annotation {name!r}: {err}") from None
+        return annotations
+
     @field_validator("labels")
     @classmethod
     def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
@@ -56,6 +68,11 @@ class Rule(Model):
 
     def model_post_init(self, __context: Any) -> None:
         self._expression = compile_expression(self.expr, RULE_VARIABLES, WINDOW_FUNCTIONS + SLO_FUNCTIONS)
+        self._templates = {name: compile_template(text) for name, text in self.annotations.items()}
+
+    def render_annotations(self, labels: dict[str, str], value: float | None, external_url: str = "") -> dict[str, str]:
+        """Annotations for one alert; rendering never raises (errors show in the text)."""
+        return {name: template.render(labels, value, external_url) for name, template in self._templates.items()}
 
     @property
     def uses_slo(self) -> bool:
