@@ -221,3 +221,12 @@ def test_bad_annotation_template_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         make(tmp_path, rule("!up", extra))
     assert "rules.yaml:" in str(err.value) and "nosuchfunc" in str(err.value)
+
+
+def test_a_check_that_never_reports_goes_stale(tmp_path: Path) -> None:
+    config, statuses, engine, clock, events = make(tmp_path, rule("!up"))
+    clock.advance(25)
+    assert engine.sweep() == []
+    clock.advance(10)  # past 2 intervals + timeout with no result at all
+    fired = engine.sweep()
+    assert transitions(fired) == ["firing"] and fired[0].alert.check == "api"

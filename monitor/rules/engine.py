@@ -71,6 +71,7 @@ class RuleEngine:
         self.trackers: dict[str, SloTracker] = {}  # per check with `slo:`
         self.external_url = ""  # for `$externalURL` in annotations
         self._pruned_at = 0.0
+        self._started_at = self._now()
         self.failures: Counter[str] = Counter()  # evaluation errors per alertname
         self._failing: set[str] = set()  # fingerprints whose last evaluation errored (log once)
         self._listeners: list[Callable[[AlertEvent], None]] = []
@@ -176,7 +177,11 @@ class RuleEngine:
         events: list[AlertEvent] = []
         for status in self._statuses.all():
             last = status.last
-            if last is not None and now - last.at > stale_after(status.check):
+            if last is None:
+                # Never produced a result (its runs hang past every deadline): judge it as a
+                # failed result taken at start, so it goes stale like any other silence.
+                last = Result(up=False, error="no result since start", at=self._started_at)
+            if now - last.at > stale_after(status.check):
                 events.extend(self._evaluate_status(status, now, last))
         return events
 
