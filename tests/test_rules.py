@@ -16,6 +16,7 @@ from monitor.rules.alerts import Transition, fingerprint, step
 from monitor.rules.engine import AlertEvent, RuleEngine
 from monitor.rules.functions import NoData, WindowFunctions
 from monitor.store.base import AlertRecord
+from tests.rule_setup import engine_for
 
 CHECKS = """checks:
   - {name: api, kind: heartbeat, max_age: 1h, interval: 10s, labels: {system: echo, env: prod}}
@@ -25,15 +26,7 @@ CHECKS = """checks:
 
 
 def make(tmp_path: Path, rules: str) -> tuple[Config, CheckStatuses, RuleEngine, FakeClock, list[AlertEvent]]:
-    (tmp_path / "checks.yaml").write_text(CHECKS)
-    (tmp_path / "rules.yaml").write_text(rules)
-    (tmp_path / "monitor.yaml").write_text("check_files: [checks.yaml]\nrule_files: [rules.yaml]\n")
-    config = load_config(tmp_path / "monitor.yaml")
-    statuses = CheckStatuses()
-    statuses.configure(config.checks)
-    clock = FakeClock()
-    engine = RuleEngine(statuses, clock=clock.time)
-    engine.configure(config.checks, config.rules)
+    config, statuses, engine, clock = engine_for(tmp_path, CHECKS, rules)
     events: list[AlertEvent] = []
     engine.on_event(events.append)
     return config, statuses, engine, clock, events

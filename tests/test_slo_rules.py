@@ -16,6 +16,7 @@ from monitor.results import Outcome, Result
 from monitor.rules.engine import RuleEngine
 from monitor.store.base import MinuteCount
 from monitor.store.sqlite import SqliteStore
+from tests.rule_setup import engine_for
 
 CHECKS = """checks:
   - name: billing
@@ -42,16 +43,7 @@ BUDGET_RULES = """groups:
 
 def make(tmp_path: Path, rules: str = BUDGET_RULES, store: SqliteStore | None = None,
          clock: FakeClock | None = None) -> tuple[Config, CheckStatuses, RuleEngine, FakeClock]:
-    (tmp_path / "checks.yaml").write_text(CHECKS)
-    (tmp_path / "rules.yaml").write_text(rules)
-    (tmp_path / "monitor.yaml").write_text("check_files: [checks.yaml]\nrule_files: [rules.yaml]\n")
-    config = load_config(tmp_path / "monitor.yaml")
-    statuses = CheckStatuses()
-    statuses.configure(config.checks)
-    clock = clock or FakeClock(1_700_000_000.0)
-    engine = RuleEngine(statuses, store=store, clock=clock.time)
-    engine.configure(config.checks, config.rules)
-    return config, statuses, engine, clock
+    return engine_for(tmp_path, CHECKS, rules, store, clock)
 
 
 def feed(config: Config, statuses: CheckStatuses, engine: RuleEngine, clock: FakeClock, up: bool) -> None:
