@@ -1,0 +1,425 @@
+"""The Alertmanager-format sections of ``monitor.yaml``: ``receivers``, ``route``,
+``inhibit_rules`` and ``time_intervals`` (CONTRACT §2, §5).
+
+The promise is that these sections of a user's existing ``alertmanager.yml`` load unchanged.
+So options Alertmanager documents but we do not act on (``http_config``, ``email_configs``,
+Slack's ``color``...) are accepted, dropped and reported by :meth:`AlertingConfig.warnings`
+- refusing them would break that promise, and silently ignoring them would hide that, say,
+an email receiver will never send. Keys Alertmanager does not know either are still errors,
+as everywhere else in our config: they are typos.
+
+Cross-references (receivers named by routes, time intervals named by routes, unique names,
+a root route with a receiver and no matchers) are checked once the whole section is read;
+all problems are reported together in one :class:`AlertingConfigError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, field_validator, model_validator
+
+from monitor.alerting.matchers import Matcher, Matchers, from_legacy
+from monitor.alerting.time_intervals import TimeInterval
+from monitor.config.durations import Duration
+from monitor.config.model import Model
+
+Loc = tuple[str | int, ...]
+
+_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+
+
+@dataclass(frozen=True)
+class ConfigWarning:
+    """An accepted-but-ignored option; ``loc`` is its path in the YAML, for ``file:line``."""
+
+    loc: Loc
+    message: str
+
+    def __str__(self) -> str:
+        return f"{format_loc(self.loc)}: {self.message}"
+
+
+def format_loc(loc: Loc) -> str:
+    """``route.routes[1].receiver`` from ``("route", "routes", 1, "receiver")``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "(top level)"
+
+
+class AlertingConfigError(ValueError):
+    """Every cross-reference problem at once, each with its YAML path (``problems``) so the
+    loader can point at ``file:line``; the text alone is already a complete message."""
+
+    def __init__(self, problems: list[tuple[Loc, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{format_loc(loc)}: {message}" for loc, message in problems))
+
+
+def _stringify(value: Any) -> Any:
+    # `match: {code: 500}` is a label value "500" in Alertmanager (Go reads it into a string map).
+    if isinstance(value, Mapping):
+        return {key: _scalar_text(item) for key, item in value.items()}
+    return value
+
+
+def _scalar_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # YAML's spelling, which is what the author typed
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+LabelMap = Annotated[dict[str, str], BeforeValidator(_stringify)]
+
+
+def _http_url(url: str, field: str) -> None:
+    if not url.startswith(("http://", "https://")):
+        # The value may be a secret: say what is wrong without echoing it.
+        raise ValueError(f"{field} must be an http:// or https:// URL")
+
+
+class Lenient(Model):
+    """A config block that accepts the Alertmanager options listed in ``ignored_options`` and
+    drops them, remembering which ones it saw so they can be reported."""
+
+    ignored_options: ClassVar[frozenset[str]] = frozenset()
+    _ignored: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _drop_ignored(cls, data: Any, handler: Any) -> Any:
+        ignored: tuple[str, ...] = ()
+        if isinstance(data, Mapping):
+            ignored = tuple(key for key in data if key in cls.ignored_options)
+            data = {key: value for key, value in data.items() if key not in cls.ignored_options}
+        model = handler(data)
+        model._ignored = ignored
+        return model
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        """The Alertmanager options this block had that we do not act on."""
+        return self._ignored
+
+
+# Options every Alertmanager integration shares that we do not act on.
+_COMMON = frozenset({"http_config"})
+PagerDutySeverity = Literal["critical", "error", "warning", "info"]
+
+
+class SlackConfig(Lenient):
+    """An incoming-webhook Slack receiver."""
+
+    ignored_options: ClassVar[frozenset[str]] = _COMMON | {
+        "api_url_file", "app_token", "app_token_file", "app_url", "message_text",
+        "icon_emoji", "icon_url", "link_names", "username", "actions", "callback_id",
+        "color", "fallback", "fields", "footer", "mrkdwn_in", "pretext", "short_fields",
+        "title_link", "image_url", "thumb_url", "update_message",
+    }  # fmt: skip
+
+    api_url: SecretStr  # the webhook URL is the credential
+    channel: str | None = None
+    send_resolved: bool = True  # CONTRACT §5 (Alertmanager's own default is false)
+    title: str | None = None
+    text: str | None = None
+    timeout: Duration | None = None  # None: the integration's default deadline
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, url: SecretStr) -> SecretStr:
+        _http_url(url.get_secret_value(), "api_url")
+        return url
+
+
+class PagerDutyConfig(Lenient):
+    """A PagerDuty Events API v2 receiver."""
+
+    ignored_options: ClassVar[frozenset[str]] = _COMMON | {
+        "routing_key_file", "service_key", "service_key_file", "client", "client_url",
+        "description", "details", "images", "links", "source", "class", "component", "group",
+    }  # fmt: skip
+
+    routing_key: SecretStr
+    url: str = PAGERDUTY_EVENTS_URL
+    # None: derived per notification from the alerts' `severity` label (critical, error, warning, info).
+    severity: PagerDutySeverity | None = None
+    send_resolved: bool = True
+    timeout: Duration | None = None
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _severity(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if "{{" in value:
+                # An Alertmanager template such as '{{ .CommonLabels.severity }}': deriving the
+                # severity from the alerts' labels is what we do without one, so that is its meaning.
+                return None
+            value = value.strip().lower()
+            if value not in ("critical", "error", "warning", "info"):
+                raise ValueError(f"severity must be one of critical, error, warning, info; got {value!r}")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        _http_url(url, "url")
+        return url
+
+    @field_validator("routing_key")
+    @classmethod
+    def _key(cls, key: SecretStr) -> SecretStr:
+        if not key.get_secret_value().strip():
+            raise ValueError("routing_key is empty (is its ${VARIABLE} set?)")
+        return key
+
+
+class WebhookConfig(Lenient):
+    """Alertmanager's generic webhook (payload version 4), optionally HMAC-signed."""
+
+    ignored_options: ClassVar[frozenset[str]] = _COMMON | {"url_file"}
+
+    url: SecretStr  # CONTRACT §2: webhook URLs are secrets (they often embed a token)
+    hmac_secret: SecretStr | None = None
+    send_resolved: bool = True
+    max_alerts: int = Field(default=0, ge=0)  # 0: no limit, as in Alertmanager
+    timeout: Duration | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: SecretStr) -> SecretStr:
+        _http_url(url.get_secret_value(), "url")
+        return url
+
+
+class AlertmanagerForwardConfig(Lenient):
+    """Forward alerts to an Alertmanager (its ``/api/v2/alerts``): our extension."""
+
+    ignored_options: ClassVar[frozenset[str]] = _COMMON
+
+    url: str
+    send_resolved: bool = True
+    timeout: Duration | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        _http_url(url, "url")
+        return url
+
+
+# Alertmanager integrations we do not deliver to: accepted so the file loads, reported.
+UNSUPPORTED_INTEGRATIONS = frozenset({
+    "discord_configs", "email_configs", "jira_configs", "msteams_configs", "msteamsv2_configs",
+    "opsgenie_configs", "pushover_configs", "rocketchat_configs", "sns_configs",
+    "telegram_configs", "victorops_configs", "webex_configs", "wechat_configs",
+})  # fmt: skip
+
+
+class ReceiverConfig(Lenient):
+    ignored_options: ClassVar[frozenset[str]] = UNSUPPORTED_INTEGRATIONS
+
+    name: str = Field(min_length=1)
+    slack_configs: list[SlackConfig] = Field(default_factory=list)
+    pagerduty_configs: list[PagerDutyConfig] = Field(default_factory=list)
+    webhook_configs: list[WebhookConfig] = Field(default_factory=list)
+    alertmanager_configs: list[AlertmanagerForwardConfig] = Field(default_factory=list)
+
+    def integrations(self) -> Iterator[tuple[str, int, Lenient]]:
+        """``(kind, index, config)`` for every integration, e.g. ``("slack_configs", 0, ...)``."""
+        for kind in ("slack_configs", "pagerduty_configs", "webhook_configs", "alertmanager_configs"):
+            configs: list[Lenient] = getattr(self, kind)
+            for index, config in enumerate(configs):
+                yield kind, index, config
+
+
+def _label_names(names: list[str], field: str) -> list[str]:
+    seen: set[str] = set()
+    for name in names:
+        if not _LABEL_NAME.match(name):
+            raise ValueError(f"{field}: invalid label name {name!r}")
+        if name in seen:
+            raise ValueError(f"{field}: duplicated label {name!r}")
+        seen.add(name)
+    return names
+
+
+class RouteConfig(Model):
+    """One node of the routing tree, as written. Unset (None) options are inherited from the
+    parent when the tree is built (see ``monitor.alerting.routing``)."""
+
+    receiver: str | None = None
+    group_by: list[str] | None = None
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    repeat_interval: Duration | None = None
+    matchers: Matchers = Field(default_factory=list)
+    match: LabelMap = Field(default_factory=dict)  # deprecated in Alertmanager, still common
+    match_re: LabelMap = Field(default_factory=dict)
+    continue_: bool = Field(default=False, alias="continue")
+    routes: list[RouteConfig] = Field(default_factory=list)
+    mute_time_intervals: list[str] = Field(default_factory=list)
+    active_time_intervals: list[str] = Field(default_factory=list)
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_by(cls, names: list[str] | None) -> list[str] | None:
+        if names is None:
+            return None
+        if "..." in names:
+            if len(names) != 1:
+                raise ValueError("group_by: '...' (group by all labels) must be the only entry")
+            return names
+        return _label_names(names, "group_by")
+
+    @field_validator("group_interval", "repeat_interval")
+    @classmethod
+    def _not_zero(cls, seconds: float | None) -> float | None:
+        # Zero would resend a group in a tight loop; Alertmanager refuses it for the same reason.
+        if seconds is not None and seconds <= 0:
+            raise ValueError("must be greater than zero")
+        return seconds
+
+    @field_validator("match_re")
+    @classmethod
+    def _regexes(cls, patterns: dict[str, str]) -> dict[str, str]:
+        from_legacy(match_re=patterns)  # raises ValueError naming a bad regex
+        return patterns
+
+    @field_validator("match")
+    @classmethod
+    def _names(cls, values: dict[str, str]) -> dict[str, str]:
+        from_legacy(match=values)
+        return values
+
+    def all_matchers(self) -> list[Matcher]:
+        """``matchers`` plus the legacy ``match`` / ``match_re`` maps as matchers."""
+        return [*self.matchers, *from_legacy(self.match, self.match_re)]
+
+
+class InhibitRuleConfig(Model):
+    """Mute alerts matching the target while an alert matching the source fires, when both
+    carry the same values for the ``equal`` labels."""
+
+    source_matchers: Matchers = Field(default_factory=list)
+    target_matchers: Matchers = Field(default_factory=list)
+    equal: list[str] = Field(default_factory=list)
+    source_match: LabelMap = Field(default_factory=dict)
+    source_match_re: LabelMap = Field(default_factory=dict)
+    target_match: LabelMap = Field(default_factory=dict)
+    target_match_re: LabelMap = Field(default_factory=dict)
+
+    @field_validator("equal")
+    @classmethod
+    def _equal(cls, names: list[str]) -> list[str]:
+        return _label_names(names, "equal")
+
+    @model_validator(mode="after")
+    def _legacy(self) -> InhibitRuleConfig:
+        from_legacy(self.source_match, self.source_match_re)  # raises on a bad regex or name
+        from_legacy(self.target_match, self.target_match_re)
+        return self
+
+    @property
+    def sources(self) -> list[Matcher]:
+        return [*self.source_matchers, *from_legacy(self.source_match, self.source_match_re)]
+
+    @property
+    def targets(self) -> list[Matcher]:
+        return [*self.target_matchers, *from_legacy(self.target_match, self.target_match_re)]
+
+
+class AlertingConfig(Model):
+    """The four Alertmanager sections, validated together."""
+
+    receivers: list[ReceiverConfig] = Field(default_factory=list)
+    # None: no routing tree; alerts show in the API and status page but notify nobody.
+    route: RouteConfig | None = None
+    inhibit_rules: list[InhibitRuleConfig] = Field(default_factory=list)
+    time_intervals: list[TimeInterval] = Field(default_factory=list)
+
+    SECTIONS: ClassVar[tuple[str, ...]] = ("receivers", "route", "inhibit_rules", "time_intervals")
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> AlertingConfig:
+        """The four sections of a parsed ``monitor.yaml`` or ``alertmanager.yml``; other keys
+        (``global``, ``templates``, ``check_files``...) belong to someone else."""
+        return cls.model_validate({key: document[key] for key in cls.SECTIONS if document.get(key) is not None})
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> AlertingConfig:
+        problems: list[tuple[Loc, str]] = []
+        receivers = _unique([r.name for r in self.receivers], "receivers", "receiver", problems)
+        intervals = _unique([t.name for t in self.time_intervals], "time_intervals", "time interval", problems)
+        if self.route is not None:
+            problems += _root_problems(self.route)
+            for loc, node in _walk(self.route, ("route",)):
+                if node.receiver and node.receiver not in receivers:
+                    message = f"undefined receiver {node.receiver!r} (receivers: {_names(receivers)})"
+                    problems.append(((*loc, "receiver"), message))
+                for field in ("mute_time_intervals", "active_time_intervals"):
+                    for index, name in enumerate(getattr(node, field)):
+                        if name not in intervals:
+                            message = f"undefined time interval {name!r} (time_intervals: {_names(intervals)})"
+                            problems.append(((*loc, field, index), message))
+        if problems:
+            raise AlertingConfigError(problems)
+        return self
+
+    def warnings(self) -> list[ConfigWarning]:
+        """Every Alertmanager option that loaded but will have no effect here."""
+        out: list[ConfigWarning] = []
+        for r_index, receiver in enumerate(self.receivers):
+            who = f"receiver {receiver.name!r}"
+            for key in receiver.ignored:
+                message = f"{who}: {key} is not supported here and will not send"
+                out.append(ConfigWarning(("receivers", r_index, key), message))
+            for kind, index, config in receiver.integrations():
+                for key in config.ignored:
+                    message = f"{who}: {kind} option {key} is not supported and is ignored"
+                    out.append(ConfigWarning(("receivers", r_index, kind, index, key), message))
+        return out
+
+    def receiver(self, name: str) -> ReceiverConfig | None:
+        return next((r for r in self.receivers if r.name == name), None)
+
+    def time_interval(self, name: str) -> TimeInterval | None:
+        return next((t for t in self.time_intervals if t.name == name), None)
+
+
+def _unique(names: list[str], section: str, what: str, problems: list[tuple[Loc, str]]) -> set[str]:
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            problems.append(((section, index, "name"), f"{what} name {name!r} is not unique"))
+        seen.add(name)
+    return seen
+
+
+def _root_problems(root: RouteConfig) -> list[tuple[Loc, str]]:
+    # Every alert enters at the root and falls back to it, so it must match everything and
+    # always name someone; Alertmanager refuses the same configs.
+    checks: list[tuple[bool, str, str]] = [
+        (not root.receiver, "receiver", "the root route needs a receiver: alerts no sub-route matches go there"),
+        (bool(root.all_matchers()), "matchers", "the root route must not have matchers: every alert enters there"),
+        (root.continue_, "continue", "the root route cannot have continue"),
+        (bool(root.mute_time_intervals), "mute_time_intervals", "the root route cannot have mute_time_intervals"),
+        (bool(root.active_time_intervals), "active_time_intervals", "the root route cannot have active_time_intervals"),
+    ]
+    return [(("route", field), message) for failed, field, message in checks if failed]
+
+
+def _names(names: set[str]) -> str:
+    return ", ".join(sorted(names)) or "none defined"
+
+
+def _walk(route: RouteConfig, loc: Loc) -> Iterator[tuple[Loc, RouteConfig]]:
+    yield loc, route
+    for index, child in enumerate(route.routes):
+        yield from _walk(child, (*loc, "routes", index))
