@@ -193,3 +193,30 @@ def test_arbitrary_check_lists_never_crash(tmp_path_factory: pytest.TempPathFact
     except ConfigError as err:
         for problem in err.problems:
             assert problem.file.endswith(".yaml") and problem.line >= 1 and problem.message
+
+
+ALERTMANAGER_SECTIONS = """receivers:
+  - name: oncall
+    slack_configs: [{api_url: 'https://hooks.slack.invalid/services/T/B/x', channel: '#ops'}]
+route:
+  receiver: oncall
+  routes:
+    - matchers: ['severity="critical"']
+      receiver: pager
+      mute_time_intervals: [maint]
+"""
+
+
+def test_alertmanager_sections_are_validated_with_lines(tmp_path: Path) -> None:
+    found = problems(tree(tmp_path, main=MAIN + ALERTMANAGER_SECTIONS))
+    main_file = str(tmp_path / "monitor.yaml")
+    assert f"{main_file}:13: undefined receiver 'pager' (receivers: oncall)" in found
+    assert any(p.startswith(f"{main_file}:14: undefined time interval 'maint'") for p in found)
+
+
+def test_alertmanager_sections_load(tmp_path: Path) -> None:
+    fixed = ALERTMANAGER_SECTIONS.replace("receiver: pager", "receiver: oncall").replace(
+        "      mute_time_intervals: [maint]\n", "")
+    config = load_config(tree(tmp_path, main=MAIN + fixed))
+    assert [r.name for r in config.alerting.receivers] == ["oncall"]
+    assert config.alerting.route is not None and config.alerting.route.receiver == "oncall"

@@ -13,14 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from monitor.alerting.config import AlertingConfig, AlertingConfigError
 from monitor.config.errors import ConfigError, Problem
 from monitor.config.main import EnvSettings, GlobalConfig, MainConfig
 from monitor.config.yaml_source import SourceMap, load_yaml
 from monitor.probes import PROBES, CheckBase, CheckConfig
 from monitor.rules.model import Rule, RuleFile
 
+log = structlog.get_logger("monitor.config")
 _CHECKS: TypeAdapter[list[CheckBase]] = TypeAdapter(list[CheckConfig])
 M = TypeVar("M", bound=BaseModel)
 
@@ -48,6 +51,7 @@ class Config:
     checks: list[CheckBase]
     rules: list[LoadedRule]
     check_locations: dict[str, Location] = field(default_factory=dict)
+    alerting: AlertingConfig = field(default_factory=AlertingConfig)
 
     @property
     def settings(self) -> GlobalConfig:
@@ -68,6 +72,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     if not isinstance(data, dict):
         raise ConfigError([Problem(source.file, 1, "the main file must be a mapping (global:, check_files:, ...)")])
     main = _validate(MainConfig, data, source, None)
+    alerting = _load_alerting(data, source)
     main = _apply_environment(main)
     base = path.parent
     problems: list[Problem] = []
@@ -96,7 +101,27 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
         problems.extend(_unmatched_rules(rules, checks))
     if problems:
         raise ConfigError(problems)
-    return Config(path=path, main=main, checks=checks, rules=rules, check_locations=locations)
+    return Config(path=path, main=main, checks=checks, rules=rules, check_locations=locations, alerting=alerting)
+
+
+def _load_alerting(data: dict[str, Any], source: SourceMap) -> AlertingConfig:
+    """receivers/route/inhibit_rules/time_intervals, in Alertmanager's format; options we
+    accept but do not act on are logged once, not errors, so an existing file loads."""
+    try:
+        alerting = AlertingConfig.from_document(data)
+    except ValidationError as err:
+        problems: list[Problem] = []
+        for error in err.errors():
+            cross = error.get("ctx", {}).get("error")
+            if isinstance(cross, AlertingConfigError):
+                problems.extend(source.problem(data, loc, message) for loc, message in cross.problems)
+            else:
+                problems.append(_problem(source, data, error))
+        raise ConfigError(problems) from None
+    for warning in alerting.warnings():
+        log.warning("config_option_ignored", where=f"{source.file}:{source.line_of(data, warning.loc)}",
+                    detail=warning.message)
+    return alerting
 
 
 def _apply_environment(main: MainConfig) -> MainConfig:
