@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import signal
 import time
@@ -13,6 +14,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from monitor.alerting.silences import Silence, SilenceBook
 from monitor.check_status import CheckStatuses
 from monitor.config.errors import ConfigError
 from monitor.config.loader import Config, load_config
@@ -45,6 +47,7 @@ class Daemon:
         self.metrics = DaemonMetrics(self.statuses, self.engine)
         self.scheduler: CheckScheduler | None = None
         self.store: Store | None = None
+        self.silences = SilenceBook()
         self.ready = False
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -83,6 +86,57 @@ class Daemon:
         self.env.heartbeats[check] = (at, failed)
         if self.store is not None:  # survives a restart, so a job that just ran is not "late"
             self._background(self.store.save_heartbeat(check, at, failed))
+
+    def now(self) -> float:
+        return self.env.clock.time()
+
+    async def add_silence(self, silence: Silence) -> str:
+        """Create or update a silence (SilenceBook.add's rules) and persist what changed.
+
+        Saved before returning, so a silence the API acknowledged survives a crash."""
+        now = self.now()
+        previous = self.silences.get(silence.id)
+        if previous is not None and abs(silence.starts_at - previous.starts_at) < 0.001:
+            # The API prints milliseconds: a client that echoes startsAt back unchanged means
+            # the same start, not a moved one (which would make a new silence).
+            silence = dataclasses.replace(silence, starts_at=previous.starts_at)
+        new_id = self.silences.add(silence, now)
+        changed = [new_id]
+        if previous is not None and new_id != previous.id:
+            changed.append(previous.id)  # the old one was expired by the update
+        await self._save_silences(changed)
+        log.info("silence_added", id=new_id, created_by=silence.created_by,
+                 matchers=[str(m) for m in silence.matchers])
+        return new_id
+
+    async def expire_silence(self, silence_id: str) -> None:
+        """End a silence now. Raises SilenceNotFound, or ValueError if already expired."""
+        self.silences.expire(silence_id, self.now())
+        await self._save_silences([silence_id])
+        log.info("silence_expired", id=silence_id)
+
+    async def _save_silences(self, ids: list[str]) -> None:
+        if self.store is None:
+            return
+        for silence_id in ids:
+            silence = self.silences.get(silence_id)
+            if silence is not None:
+                await self.store.save_silence(silence.to_record())
+
+    async def _restore_silences(self, store: Store) -> None:
+        for record in await store.load_silences():
+            try:
+                self.silences.restore(Silence.from_record(record))
+            except ValueError as err:
+                log.warning("silence_record_skipped", id=record.get("id"), error=str(err))
+
+    async def _prune_silences(self) -> None:
+        gone = self.silences.prune(self.now())
+        if gone and self.store is not None:
+            try:
+                await self.store.delete_silences(gone)
+            except StoreError as err:
+                log.warning("silence_prune_failed", error=str(err))
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -125,6 +179,7 @@ class Daemon:
             await runner.cleanup()
             raise ListenError(f"cannot open state {redact(settings.state)}: {err}") from None
         self.env.heartbeats.update(await self.store.load_heartbeats())
+        await self._restore_silences(self.store)
         self.engine.attach(self.store)
         await self.engine.start()
         self.scheduler = CheckScheduler(self.statuses, self.env, self.metrics.scheduler_lag, settings.max_concurrent_probes)
@@ -156,11 +211,13 @@ class Daemon:
 
     async def _sweep(self) -> None:
         """Staleness is a condition too: re-check quiet checks every few seconds; and write
-        each completed minute of SLO counts (a crash loses at most the open minute)."""
+        each completed minute of SLO counts (a crash loses at most the open minute); and forget
+        silences that expired more than the retention (5 days) ago."""
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             self.engine.sweep()
             await self.engine.flush_slo_counts()
+            await self._prune_silences()
 
 
 def _freeze_heap() -> None:

@@ -16,14 +16,18 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from monitor.alerting.silences import Silence
 from monitor.store import open_store
 from monitor.store.base import AlertRecord, MinuteCount, StateChange, Store, StoreError
+from monitor.store.postgres import _MIGRATIONS as postgres_migrations
 from monitor.store.postgres import PostgresStore
+from monitor.store.sqlite import _MIGRATIONS as sqlite_migrations
 from monitor.store.sqlite import SqliteStore
 
 SHARED_TEST_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -201,6 +205,37 @@ async def test_heartbeats_round_trip_and_overwrite(store: Store) -> None:
     assert await store.load_heartbeats() == {"backup": (1700000300.25, True), "cron ✓": (1700000001.5, True)}
 
 
+# --- silences --------------------------------------------------------------------------------
+
+
+def silence_record(silence_id: str, ends_at: float = 1700003600.5, **changes: object) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": silence_id,
+        "matchers": [{"name": "alertname", "value": "Api Down ✓", "isRegex": False, "isEqual": True},
+                     {"name": "env", "value": "prod|stag.*", "isRegex": True, "isEqual": False}],
+        "starts_at": 1700000000.125, "ends_at": ends_at, "created_by": "ольга",
+        "comment": "deploy \"x\"\nline 2", "updated_at": 1700000000.125,
+    }
+    record.update(changes)
+    return record
+
+
+async def test_silences_round_trip_upsert_and_delete(store: Store) -> None:
+    assert await store.load_silences() == []
+    a, b = silence_record("a", ends_at=2e9), silence_record("b")
+    await store.save_silence(a)
+    await store.save_silence(b)
+    assert await store.load_silences() == [b, a]  # ordered by ends_at
+    expired = silence_record("a", ends_at=1700000100.75, updated_at=1700000100.75)
+    await store.save_silence(expired)  # upsert by id replaces the record
+    assert await store.load_silences() == [expired, b]
+    await store.delete_silences(["a", "never-existed"])
+    await store.delete_silences([])
+    assert await store.load_silences() == [b]
+    reopened = Silence.from_record((await store.load_silences())[0])
+    assert reopened == Silence.from_record(b)
+
+
 # --- lifecycle -------------------------------------------------------------------------------
 
 
@@ -289,7 +324,7 @@ async def test_sqlite_creates_parent_directories_and_uses_wal(tmp_path: Path) ->
     await store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
 
 
 async def test_sqlite_in_memory_works(tmp_path: Path) -> None:
@@ -377,6 +412,29 @@ async def test_sqlite_newer_schema_is_refused(tmp_path: Path) -> None:
         await SqliteStore(str(path)).open()
 
 
+async def test_sqlite_v1_database_migrates_and_gains_silences(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for statement in sqlite_migrations[0]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        conn.execute("INSERT INTO heartbeats (check_name, at, failed) VALUES ('backup', 12.5, 0)")
+    conn.close()
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        assert await store.load_heartbeats() == {"backup": (12.5, False)}
+        assert await store.load_silences() == []
+        await store.save_silence(silence_record("s"))
+        assert await store.load_silences() == [silence_record("s")]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+    conn.close()
+
+
 # --- PostgreSQL specifics --------------------------------------------------------------------
 
 
@@ -387,7 +445,7 @@ async def test_postgres_creates_its_schema(pg_schema: str) -> None:
     async with await psycopg.AsyncConnection.connect(SHARED_TEST_DSN) as conn:
         cur = await conn.execute("SELECT table_name FROM information_schema.tables"
                                  " WHERE table_schema = %s ORDER BY 1", (pg_schema,))
-        assert [r[0] for r in await cur.fetchall()] == ["alerts", "heartbeats", "schema_version", "slo_counts"]
+        assert [r[0] for r in await cur.fetchall()] == ["alerts", "heartbeats", "schema_version", "silences", "slo_counts"]
 
 
 @pytest.mark.parametrize("dsn", [
@@ -441,6 +499,32 @@ async def test_postgres_blocked_call_times_out_and_recovers(pg_schema: str) -> N
         assert await store.load_alerts() == [alert("b")]
     finally:
         await store.close()
+
+
+async def test_postgres_v1_schema_migrates_and_gains_silences(pg_schema: str) -> None:
+    async with await psycopg.AsyncConnection.connect(SHARED_TEST_DSN, autocommit=True) as conn:
+        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(pg_schema)))
+        await conn.execute(sql.SQL("CREATE TABLE {}.schema_version (version integer NOT NULL)").format(
+            sql.Identifier(pg_schema)))
+        for statement in postgres_migrations[0]:
+            await conn.execute(sql.SQL(statement).format(s=sql.Identifier(pg_schema)))
+        await conn.execute(sql.SQL("INSERT INTO {}.schema_version (version) VALUES (1)").format(
+            sql.Identifier(pg_schema)))
+        await conn.execute(sql.SQL("INSERT INTO {}.heartbeats VALUES ('backup', 12.5, false)").format(
+            sql.Identifier(pg_schema)))
+    store = PostgresStore(SHARED_TEST_DSN, schema=pg_schema)
+    await store.open()
+    try:
+        assert await store.load_heartbeats() == {"backup": (12.5, False)}
+        assert await store.load_silences() == []
+        await store.save_silence(silence_record("s"))
+        assert await store.load_silences() == [silence_record("s")]
+    finally:
+        await store.close()
+    async with await psycopg.AsyncConnection.connect(SHARED_TEST_DSN) as conn:
+        cur = await conn.execute(sql.SQL("SELECT version FROM {}.schema_version").format(
+            sql.Identifier(pg_schema)))
+        assert await cur.fetchall() == [(2,)]
 
 
 async def test_postgres_newer_schema_is_refused(pg_schema: str) -> None:

@@ -1,4 +1,4 @@
-"""`monitor run | validate | check` (CONTRACT §1). Bad input gives one line, never a traceback."""
+"""`monitor run | validate | check | status | silence` (CONTRACT §1). Bad input gives one line, never a traceback."""
 
 from __future__ import annotations
 
@@ -34,8 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     with_config(check)
     status = commands.add_parser("status", help="show a running daemon's checks")
-    status.add_argument("--url", default=os.environ.get("MONITOR_URL", "http://127.0.0.1:9464"),
+    default_url = os.environ.get("MONITOR_URL", "http://127.0.0.1:9464")
+    status.add_argument("--url", default=default_url,
                         help="the daemon's address (default: $MONITOR_URL or http://127.0.0.1:9464)")
+    from monitor.cli.silence import add_parser as add_silence_parser
+
+    add_silence_parser(commands, default_url)
     return parser
 
 
@@ -59,6 +63,10 @@ def _main(argv: list[str] | None) -> int:
         from monitor.cli.status import run_status_command
 
         return run_status_command(args.url)
+    if args.command == "silence":  # likewise
+        from monitor.cli.silence import run_silence_command
+
+        return run_silence_command(args)
     try:
         config = _load(args)
     except ConfigError as err:

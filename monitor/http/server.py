@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from aiohttp import web
 
+from monitor.alerting.silences import Silence, SilenceBook, SilenceNotFound, silence_from_api
 from monitor.check_status import CheckStatuses
 from monitor.http.views import alerts_json, check_json, status_page
 from monitor.rules.engine import RuleEngine
 from monitor.probes import ProbeEnv
+from monitor.store.base import StoreError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -32,6 +35,12 @@ class DaemonView(Protocol):
     def record_heartbeat(self, check: str, failed: bool) -> None: ...
     def scheduler_alive(self) -> bool: ...
     async def reload(self) -> tuple[bool, str]: ...
+
+    silences: SilenceBook
+
+    def now(self) -> float: ...
+    async def add_silence(self, silence: Silence) -> str: ...
+    async def expire_silence(self, silence_id: str) -> None: ...
 
 
 def error(status: int, message: str) -> web.Response:
@@ -82,6 +91,49 @@ def build_app(daemon: DaemonView) -> web.Application:
         ok, message = await daemon.reload()
         return web.json_response({"status": "ok" if ok else "error", "message": message}, status=200 if ok else 400)
 
+    async def list_silences(request: web.Request) -> web.Response:
+        now = daemon.now()
+        # Alertmanager's order: active first, then pending, then expired; newest end first.
+        order = {"active": 0, "pending": 1, "expired": 2}
+        ordered = sorted(daemon.silences.list(), key=lambda s: (order[s.state(now)], -s.ends_at, s.id))
+        return web.json_response([s.to_api(now) for s in ordered])
+
+    async def post_silence(request: web.Request) -> web.Response:
+        if not daemon.ready:
+            return error(503, "not ready: state not loaded yet")
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            return error(400, "body must be a JSON object (Alertmanager's PostableSilence)")
+        now = daemon.now()
+        try:
+            silence = silence_from_api(body, now)
+        except ValueError as exc:
+            return error(400, str(exc))
+        if isinstance(body, dict) and body.get("id") is not None and daemon.silences.get(silence.id) is None:
+            return error(404, f"silence {silence.id} not found")
+        try:
+            silence_id = await daemon.add_silence(silence)
+        except ValueError as exc:
+            return error(400, str(exc))
+        except StoreError as exc:
+            return error(503, f"silence not saved: {exc}")
+        return web.json_response({"silenceID": silence_id})
+
+    async def delete_silence(request: web.Request) -> web.Response:
+        if not daemon.ready:
+            return error(503, "not ready: state not loaded yet")
+        silence_id = request.match_info["id"]
+        try:
+            await daemon.expire_silence(silence_id)
+        except SilenceNotFound:
+            return error(404, f"silence {silence_id} not found")
+        except ValueError as exc:  # already expired
+            return error(400, str(exc))
+        except StoreError as exc:
+            return error(503, f"silence expiry not saved: {exc}")
+        return web.json_response({"status": "success"})
+
     async def index(request: web.Request) -> web.Response:
         return web.Response(text=status_page(daemon.statuses.all(), time.time()), content_type="text/html")
 
@@ -104,6 +156,9 @@ def build_app(daemon: DaemonView) -> web.Application:
     app.router.add_get("/api/v1/checks/{name}", one_check)
     app.router.add_get("/api/v1/alerts", alerts)
     app.router.add_post("/api/v1/heartbeat/{name}", mutating(heartbeat))
+    app.router.add_get("/api/v1/silences", list_silences)
+    app.router.add_post("/api/v1/silences", mutating(post_silence))
+    app.router.add_delete("/api/v1/silences/{id}", mutating(delete_silence))
     app.router.add_post("/-/reload", mutating(reload))
     app.router.add_get("/", index)
     return app

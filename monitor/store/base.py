@@ -1,4 +1,4 @@
-"""The store interface: alert states, SLO minute counts and heartbeat times.
+"""The store interface: alert states, SLO minute counts, heartbeat times and silences.
 
 One interface, two implementations: SQLite (the embedded default) and PostgreSQL (state
 shared by several replicas). Every write method is one transaction: after it returns, the
@@ -8,7 +8,7 @@ change survives ``kill -9``; if the process dies inside it, none of it happened.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,14 @@ class Store(Protocol):
     async def save_heartbeat(self, check: str, at: float, failed: bool) -> None: ...
 
     async def load_heartbeats(self) -> dict[str, tuple[float, bool]]: ...
+
+    async def save_silence(self, record: dict[str, Any]) -> None:
+        """Insert or replace a silence by ``record["id"]`` (``Silence.to_record()``)."""
+
+    async def load_silences(self) -> list[dict[str, Any]]: ...
+
+    async def delete_silences(self, ids: list[str]) -> None:
+        """Forget these silences; unknown ids are ignored."""
 
 
 class StoreError(Exception):

@@ -28,7 +28,7 @@ T = TypeVar("T")
 Cursor = psycopg.AsyncCursor[TupleRow]
 Connection = psycopg.AsyncConnection[TupleRow]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_SCHEMA = "monitor"
 
 # _MIGRATIONS[n] takes a schema from version n to n + 1 (0 is an empty schema). {s} is the
@@ -62,6 +62,13 @@ _MIGRATIONS: list[list[str]] = [
             failed     boolean NOT NULL
         )""",
     ],
+    [
+        """CREATE TABLE IF NOT EXISTS {s}.silences (
+            id      text PRIMARY KEY,
+            record  jsonb NOT NULL,
+            ends_at double precision NOT NULL
+        )""",
+    ],
 ]
 
 _UPSERT_ALERT = """
@@ -87,6 +94,10 @@ _ADD_COUNT = """
 _SAVE_HEARTBEAT = """
     INSERT INTO {s}.heartbeats (check_name, at, failed) VALUES (%s, %s, %s)
     ON CONFLICT (check_name) DO UPDATE SET at = excluded.at, failed = excluded.failed
+"""
+_SAVE_SILENCE = """
+    INSERT INTO {s}.silences (id, record, ends_at) VALUES (%s, %s, %s)
+    ON CONFLICT (id) DO UPDATE SET record = excluded.record, ends_at = excluded.ends_at
 """
 
 
@@ -178,6 +189,28 @@ class PostgresStore:
             return {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
 
         return await self._run(work)
+
+    async def save_silence(self, record: dict[str, Any]) -> None:
+        params = (str(record["id"]), Jsonb(record), float(record["ends_at"]))
+
+        async def work(cur: Cursor) -> None:
+            await cur.execute(self._sql(_SAVE_SILENCE), params)
+
+        await self._run(work)
+
+    async def load_silences(self) -> list[dict[str, Any]]:
+        async def work(cur: Cursor) -> list[dict[str, Any]]:
+            await cur.execute(self._sql("SELECT record FROM {s}.silences ORDER BY ends_at, id"))
+            return [dict(row[0]) for row in await cur.fetchall()]
+
+        return await self._run(work)
+
+    async def delete_silences(self, ids: list[str]) -> None:
+        async def work(cur: Cursor) -> None:
+            if ids:
+                await cur.execute(self._sql("DELETE FROM {s}.silences WHERE id = ANY(%s)"), (list(ids),))
+
+        await self._run(work)
 
     # --- plumbing ---------------------------------------------------------------------------
 

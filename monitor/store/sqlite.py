@@ -24,7 +24,7 @@ from monitor.store.base import AlertRecord, MinuteCount, StateChange, StoreError
 T = TypeVar("T")
 
 MEMORY = ":memory:"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # _MIGRATIONS[n] takes a database from schema version n to n + 1 (0 is a new, empty file).
 # A later version appends a step; never edit a step that has shipped.
@@ -57,6 +57,13 @@ _MIGRATIONS: list[list[str]] = [
             failed     INTEGER NOT NULL
         )""",
     ],
+    [
+        """CREATE TABLE IF NOT EXISTS silences (
+            id      TEXT PRIMARY KEY,
+            record  TEXT NOT NULL,
+            ends_at REAL NOT NULL
+        )""",
+    ],
 ]
 
 _UPSERT_ALERT = """
@@ -82,6 +89,10 @@ _ADD_COUNT = """
 _SAVE_HEARTBEAT = """
     INSERT INTO heartbeats (check_name, at, failed) VALUES (?, ?, ?)
     ON CONFLICT (check_name) DO UPDATE SET at = excluded.at, failed = excluded.failed
+"""
+_SAVE_SILENCE = """
+    INSERT INTO silences (id, record, ends_at) VALUES (?, ?, ?)
+    ON CONFLICT (id) DO UPDATE SET record = excluded.record, ends_at = excluded.ends_at
 """
 
 
@@ -173,6 +184,30 @@ class SqliteStore:
         rows = await self._call(lambda conn: conn.execute(
             "SELECT check_name, at, failed FROM heartbeats").fetchall())
         return {row[0]: (row[1], bool(row[2])) for row in rows}
+
+    async def save_silence(self, record: dict[str, Any]) -> None:
+        # Encoded here, on the caller's thread: a bad record fails before anything is written.
+        params = (str(record["id"]), json.dumps(record, ensure_ascii=False), float(record["ends_at"]))
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _write_transaction(conn):
+                conn.execute(_SAVE_SILENCE, params)
+
+        await self._call(work)
+
+    async def load_silences(self) -> list[dict[str, Any]]:
+        rows = await self._call(lambda conn: conn.execute(
+            "SELECT record FROM silences ORDER BY ends_at, id").fetchall())
+        return [json.loads(row[0]) for row in rows]
+
+    async def delete_silences(self, ids: list[str]) -> None:
+        params = [(silence_id,) for silence_id in ids]
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _write_transaction(conn):
+                conn.executemany("DELETE FROM silences WHERE id = ?", params)
+
+        await self._call(work)
 
     # --- plumbing ---------------------------------------------------------------------------
 
