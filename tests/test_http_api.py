@@ -133,3 +133,21 @@ async def test_reload_keeps_old_config_when_new_one_is_invalid(daemon: tuple[Dae
     assert [s.check.name for s in d.statuses.all()] == ["beat", "db", "disk"]
     await eventually(lambda: (s := d.statuses.get("disk")) is not None and s.last is not None)
     assert "monitor_config_last_reload_successful 1.0" in (await client.get("/metrics")).text
+
+
+async def test_status_page_shows_alerts_first_and_marks_silenced(daemon: tuple[Daemon, httpx.AsyncClient]) -> None:
+    from monitor.store.base import AlertRecord
+
+    d, client = daemon
+    for name, env in (("DbDown", "prod"), ("DbDown2", "staging")):
+        d.engine.alerts[name] = AlertRecord(name, name, "db", "firing", {"alertname": name, "env": env, "severity": "critical"},
+                                            {"summary": f"<b>{name}</b> summary"}, active_at=d.now() - 120)
+    silence = {"matchers": [{"name": "env", "value": "staging", "isRegex": False}],
+               "startsAt": "2020-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z",
+               "createdBy": "test", "comment": "maintenance"}
+    assert (await client.post("/api/v1/silences", json=silence, headers={"Authorization": "Bearer t0ken"})).status_code == 200
+    page = (await client.get("/")).text
+    assert page.index("<h2>Alerts</h2>") < page.index("<h2>Checks</h2>")
+    assert "<td class=state>FIRING</td><td>DbDown</td>" in page
+    assert "<td class=state>SILENCED</td><td>DbDown2</td>" in page
+    assert "&lt;b&gt;DbDown&lt;/b&gt; summary" in page  # annotations are escaped

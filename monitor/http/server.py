@@ -135,7 +135,10 @@ def build_app(daemon: DaemonView) -> web.Application:
         return web.json_response({"status": "success"})
 
     async def index(request: web.Request) -> web.Response:
-        return web.Response(text=status_page(daemon.statuses.all(), time.time()), content_type="text/html")
+        now = time.time()
+        page = status_page(daemon.statuses.all(), now, list(daemon.engine.alerts.values()),
+                           lambda labels: bool(daemon.silences.silenced_by(labels, now)))
+        return web.Response(text=page, content_type="text/html")
 
     def mutating(handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from html import escape
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from monitor.check_status import CheckStatus
@@ -56,7 +56,29 @@ def alerts_json(alerts: Iterable[AlertRecord]) -> list[dict[str, Any]]:
     ]
 
 
-def status_page(statuses: list[CheckStatus], now: float) -> str:
+def _alert_rows(alerts: list[AlertRecord], silenced: Callable[[dict[str, str]], bool], now: float) -> str:
+    rows = []
+    for alert in sorted(alerts, key=lambda a: (a.state != "firing", a.labels.get("severity") != "critical", a.alertname)):
+        state = "SILENCED" if silenced(alert.labels) else alert.state.upper()
+        css = "silenced" if state == "SILENCED" else alert.state
+        since = format_duration(round(max(now - alert.active_at, 0)))
+        summary = alert.annotations.get("summary", "")
+        rows.append(
+            f"<tr class={css}><td class=state>{state}</td><td>{escape(alert.alertname)}</td>"
+            f"<td>{escape(alert.check)}</td><td>{escape(alert.labels.get('severity', ''))}</td>"
+            f"<td>{since}</td><td>{escape(summary)}</td></tr>"
+        )
+    if not rows:
+        return "<p>No pending or firing alerts.</p>"
+    return ("<table><tr><th>state</th><th>alert</th><th>check</th><th>severity</th><th>for</th><th>summary</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def status_page(statuses: list[CheckStatus], now: float, alerts: list[AlertRecord] | None = None,
+                silenced: Callable[[dict[str, str]], bool] = lambda labels: False) -> str:
+    """What an on-call engineer opens first: alerts on top (silenced ones marked), then
+    every check, down ones first."""
+    alerts = alerts or []
     rows = []
     for status in sorted(statuses, key=lambda s: (s.last is not None and s.last.up, s.check.name)):
         last = status.last
@@ -81,7 +103,10 @@ def status_page(statuses: list[CheckStatus], now: float) -> str:
 body{{font:14px system-ui,sans-serif;margin:2em}} table{{border-collapse:collapse;width:100%}}
 td,th{{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left}}
 tr.down .state{{color:#fff;background:#c62828;font-weight:bold}} tr.up .state{{color:#2e7d32;font-weight:bold}}
-tr.pending .state{{color:#777}}</style></head><body>
-<h1>monitor — {title}</h1><p>{len(statuses)} checks · <a href="/metrics">metrics</a> · <a href="/api/v1/checks">API</a></p>
+tr.pending .state{{color:#777}} tr.firing .state{{color:#fff;background:#c62828;font-weight:bold}}
+tr.silenced .state{{color:#555;background:#eee}}</style></head><body>
+<h1>monitor — {title}</h1><p>{len(statuses)} checks · {len(alerts)} alerts · <a href="/metrics">metrics</a> ·
+<a href="/api/v1/checks">checks API</a> · <a href="/api/v1/alerts">alerts API</a> · <a href="/api/v1/silences">silences</a></p>
+<h2>Alerts</h2>{_alert_rows(alerts, silenced, now)}<h2>Checks</h2>
 <table><tr><th>check</th><th>kind</th><th>state</th><th>value</th><th>latency</th><th>last run</th><th>labels</th><th>error</th></tr>
 {''.join(rows)}</table></body></html>"""
