@@ -46,6 +46,18 @@ def alert(name: str, **changes: object) -> AlertRecord:
     return AlertRecord(**fields)  # type: ignore[arg-type]
 
 
+async def assert_v1_data_kept_and_silences_work(store: Store) -> None:
+    """Opening a version-1 store migrates it: old rows stay, the silences table works."""
+    await store.open()
+    try:
+        assert await store.load_heartbeats() == {"backup": (12.5, False)}
+        assert await store.load_silences() == []
+        await store.save_silence(silence_record("s"))
+        assert await store.load_silences() == [silence_record("s")]
+    finally:
+        await store.close()
+
+
 async def _drop_schema(schema: str) -> None:
     async with await psycopg.AsyncConnection.connect(SHARED_TEST_DSN, autocommit=True) as conn:
         await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
@@ -422,14 +434,7 @@ async def test_sqlite_v1_database_migrates_and_gains_silences(tmp_path: Path) ->
         conn.execute("INSERT INTO heartbeats (check_name, at, failed) VALUES ('backup', 12.5, 0)")
     conn.close()
     store = SqliteStore(str(path))
-    await store.open()
-    try:
-        assert await store.load_heartbeats() == {"backup": (12.5, False)}
-        assert await store.load_silences() == []
-        await store.save_silence(silence_record("s"))
-        assert await store.load_silences() == [silence_record("s")]
-    finally:
-        await store.close()
+    await assert_v1_data_kept_and_silences_work(store)
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
     conn.close()
@@ -513,14 +518,7 @@ async def test_postgres_v1_schema_migrates_and_gains_silences(pg_schema: str) ->
         await conn.execute(sql.SQL("INSERT INTO {}.heartbeats VALUES ('backup', 12.5, false)").format(
             sql.Identifier(pg_schema)))
     store = PostgresStore(SHARED_TEST_DSN, schema=pg_schema)
-    await store.open()
-    try:
-        assert await store.load_heartbeats() == {"backup": (12.5, False)}
-        assert await store.load_silences() == []
-        await store.save_silence(silence_record("s"))
-        assert await store.load_silences() == [silence_record("s")]
-    finally:
-        await store.close()
+    await assert_v1_data_kept_and_silences_work(store)
     async with await psycopg.AsyncConnection.connect(SHARED_TEST_DSN) as conn:
         cur = await conn.execute(sql.SQL("SELECT version FROM {}.schema_version").format(
             sql.Identifier(pg_schema)))
