@@ -67,6 +67,7 @@ class RuleEngine:
         self._store = store
         self._now = clock or time.time
         self._by_check: dict[str, list[_Bound]] = {}
+        self._functions_needed: dict[str, set[str]] = {}  # per check: window/SLO functions its rules call
         self.alerts: dict[str, AlertRecord] = {}
         self.trackers: dict[str, SloTracker] = {}  # per check with `slo:`
         self.external_url = ""  # for `$externalURL` in annotations
@@ -99,6 +100,8 @@ class RuleEngine:
                     by_check.setdefault(check.name, []).append(
                         _Bound(loaded, check, labels, fingerprint(labels), used, names))
         self._by_check = by_check
+        self._functions_needed = {name: set().union(*(b.window_functions for b in bound))
+                                  for name, bound in by_check.items()}
         self.trackers = trackers
         alive = {b.fingerprint for bound in by_check.values() for b in bound}
         gone = [fp for fp in self.alerts if fp not in alive]
@@ -193,7 +196,7 @@ class RuleEngine:
         tracker = self.trackers.get(status.check.name)
         budget = tracker.error_budget_remaining(now) if tracker is not None else 1.0
         base = variables(result, labels, now, stale_after(status.check), budget)
-        needed = set().union(*(b.window_functions for b in bound))
+        needed = self._functions_needed[status.check.name]
         functions = WindowFunctions(status.history, now).bind(needed - set(SLO_FUNCTIONS))
         if tracker is not None and "burn_rate" in needed:
             functions["burn_rate"] = SloFunctions(tracker, now).burn_rate
