@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from monitor.store.base import AlertRecord, MinuteCount, StateChange, Store, StoreError
+from monitor.store.base import AlertRecord, MinuteCount, OutboxEntry, StateChange, Store, StoreError
 from monitor.store.postgres import PostgresStore
 from monitor.store.sqlite import MEMORY, SqliteStore
 
-__all__ = ["AlertRecord", "MinuteCount", "StateChange", "Store", "StoreError", "open_store"]
+__all__ = ["AlertRecord", "MinuteCount", "OutboxEntry", "StateChange", "Store", "StoreError", "open_store"]
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _EXPECTED = "expected sqlite:///relative.db, sqlite:////absolute.db or postgresql://..."

@@ -28,11 +28,36 @@ class AlertRecord:
 
 
 @dataclass(frozen=True)
+class OutboxEntry:
+    """One notification for one integration, waiting to be delivered.
+
+    Written in the same transaction as the decision to send it (the notification group's
+    new ``GroupRecord``), so after a crash it is either due or was never decided.
+    """
+
+    id: str  # random hex; the primary key
+    seq: int  # creation order: an integration gets its entries in ascending seq
+    target: str  # which integration, e.g. "oncall/pagerduty_configs/0"
+    payload: dict[str, Any]  # Notification.to_record()
+    created_at: float
+    attempts: int = 0  # failed attempts so far
+    next_attempt_at: float = 0.0  # not before this (backoff, Retry-After)
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
 class StateChange:
-    """What one evaluation changed, written atomically."""
+    """What one evaluation (or one dispatcher flush) changed, written atomically."""
 
     upsert: list[AlertRecord] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)  # fingerprints of alerts that became inactive
+    outbox: list[OutboxEntry] = field(default_factory=list)  # new entries to deliver
+    # Notification groups' records (what each receiver was last told), by group id; None
+    # deletes the record.
+    groups: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.upsert or self.delete or self.outbox or self.groups)
 
 
 @dataclass(frozen=True)
@@ -70,6 +95,25 @@ class Store(Protocol):
 
     async def delete_silences(self, ids: list[str]) -> None:
         """Forget these silences; unknown ids are ignored."""
+
+    async def load_groups(self) -> dict[str, dict[str, Any]]:
+        """Every notification group record written by ``commit`` (``StateChange.groups``)."""
+
+    async def load_outbox(self) -> list[OutboxEntry]:
+        """Entries not yet finished (delivered or failed), in ``seq`` order."""
+
+    async def claim_outbox(self, entry_id: str, now: float, until: float) -> bool:
+        """Compare-and-set: take the entry for sending until ``until``. False when it is
+        finished, gone, or claimed by someone else whose claim has not run out by ``now``."""
+
+    async def retry_outbox(self, entry_id: str, attempts: int, next_attempt_at: float, error: str) -> None:
+        """A failed attempt: record it and release the claim."""
+
+    async def finish_outbox(self, entry_id: str, outcome: str, at: float, error: str = "") -> None:
+        """Done for good: ``outcome`` is "delivered" or "failed"; no longer loaded."""
+
+    async def prune_outbox(self, before: float) -> None:
+        """Delete entries finished before ``before``."""
 
 
 class StoreError(Exception):
