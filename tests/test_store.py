@@ -7,6 +7,7 @@ Nothing here changes the shared PostgreSQL beyond one uniquely named schema per 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import signal
@@ -15,19 +16,23 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from monitor.alerting.silences import Silence
 from monitor.store import open_store
-from monitor.store.base import AlertRecord, MinuteCount, StateChange, Store, StoreError
+from monitor.store.base import AlertRecord, MinuteCount, OutboxEntry, StateChange, Store, StoreError
 from monitor.store.postgres import _MIGRATIONS as postgres_migrations
+from monitor.store.postgres import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
 from monitor.store.postgres import PostgresStore
 from monitor.store.sqlite import _MIGRATIONS as sqlite_migrations
+from monitor.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from monitor.store.sqlite import SqliteStore
 
 SHARED_TEST_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -46,14 +51,45 @@ def alert(name: str, **changes: object) -> AlertRecord:
     return AlertRecord(**fields)  # type: ignore[arg-type]
 
 
-async def assert_v1_data_kept_and_silences_work(store: Store) -> None:
-    """Opening a version-1 store migrates it: old rows stay, the silences table works."""
+def entry(name: str, seq: int = 1, **changes: object) -> OutboxEntry:
+    fields: dict[str, object] = {
+        "id": f"ob-{name}", "seq": seq, "target": "oncall/pagerduty_configs/0",
+        "payload": {"receiver": "oncall ✓", "status": "firing", "group_key": f"{{}}:{{check={name!r}}}",
+                    "alerts": [{"labels": {"check": name, "ключ": "значение"}, "value": 1.5}],
+                    "truncated": False, "note": None, "text": "line 1\nline \"2\""},
+        "created_at": 1700000000.25,
+    }
+    fields.update(changes)
+    return OutboxEntry(**fields)  # type: ignore[arg-type]
+
+
+def group_record(name: str, **changes: object) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "receiver": "oncall", "labels": {"check": name, "説明": "✓"}, "firing": [f"fp-{name}"],
+        "resolved": [], "notified_at": 1700000060.5, "seq": 3, "next_flush": None,
+    }
+    record.update(changes)
+    return record
+
+
+async def assert_migrated_data_kept_and_new_tables_work(
+        store: Store, silences: list[dict[str, Any]]) -> None:
+    """Opening an old store migrates it: old rows stay, each later version's tables work."""
     await store.open()
     try:
         assert await store.load_heartbeats() == {"backup": (12.5, False)}
-        assert await store.load_silences() == []
-        await store.save_silence(silence_record("s"))
-        assert await store.load_silences() == [silence_record("s")]
+        # Version 2: silences.
+        assert await store.load_silences() == silences
+        await store.save_silence(silence_record("s", ends_at=2e9))
+        assert await store.load_silences() == [*silences, silence_record("s", ends_at=2e9)]
+        # Version 3: the outbox and the notification groups, written in one commit.
+        assert await store.load_outbox() == [] and await store.load_groups() == {}
+        await store.commit(StateChange(outbox=[entry("a")], groups={"g": group_record("g")}))
+        assert await store.load_outbox() == [entry("a")]
+        assert await store.load_groups() == {"g": group_record("g")}
+        assert await store.claim_outbox("ob-a", 100.0, 130.0)
+        await store.finish_outbox("ob-a", "delivered", 110.0)
+        assert await store.load_outbox() == []
     finally:
         await store.close()
 
@@ -142,8 +178,10 @@ async def test_upsert_and_delete_of_one_fingerprint_deletes(store: Store) -> Non
 
 
 async def test_empty_change_is_a_no_op(store: Store) -> None:
+    assert not StateChange()
     await store.commit(StateChange())
     assert await store.load_alerts() == []
+    assert await store.load_outbox() == [] and await store.load_groups() == {}
 
 
 async def test_failed_commit_leaves_nothing_behind(store: Store) -> None:
@@ -170,6 +208,143 @@ async def test_50_concurrent_commits_all_land(store: Store) -> None:
     records = [alert(f"{n:02d}") for n in range(50)]
     await asyncio.gather(*(store.commit(StateChange(upsert=[r])) for r in records))
     assert await store.load_alerts() == records
+
+
+# --- outbox and notification groups ----------------------------------------------------------
+
+
+async def test_outbox_groups_and_alerts_round_trip_in_one_commit(store: Store) -> None:
+    entries = [
+        entry("late", seq=7),
+        entry("b", seq=2, attempts=3, next_attempt_at=1700000090.5, last_error="HTTP 503: busy ✗"),
+        entry("a", seq=2, payload={}),  # same seq: ordered by id
+        entry("first", seq=1, created_at=1.0),
+    ]
+    groups: dict[str, dict[str, Any] | None] = {"{}:{check=\"web\"}": group_record("web"),
+                                                "g-db": group_record("db", firing=[])}
+    await store.commit(StateChange(upsert=[alert("web")], outbox=entries, groups=groups))
+    assert await store.load_alerts() == [alert("web")]
+    assert await store.load_outbox() == [entries[3], entries[2], entries[1], entries[0]]
+    assert await store.load_groups() == groups
+    # Entries accumulate across commits, still in seq order.
+    await store.commit(StateChange(outbox=[entry("middle", seq=5)]))
+    assert [e.id for e in await store.load_outbox()] == ["ob-first", "ob-a", "ob-b", "ob-middle", "ob-late"]
+
+
+async def test_group_upsert_replaces_and_none_deletes(store: Store) -> None:
+    await store.commit(StateChange(groups={"g1": group_record("one"), "g2": group_record("two")}))
+    replaced = group_record("one", firing=[], resolved=["fp-one"], seq=4)
+    await store.commit(StateChange(groups={"g1": replaced, "g2": None, "never-existed": None}))
+    assert await store.load_groups() == {"g1": replaced}
+    await store.commit(StateChange(groups={"g1": None}))
+    assert await store.load_groups() == {}
+
+
+@pytest.mark.parametrize("bad", [
+    "outbox id already stored", "outbox id twice in the change", "payload not JSON",
+    "NaN in a group record", "text sqlite and postgres cannot store",
+])
+async def test_failed_commit_writes_no_alerts_outbox_or_groups(store: Store, bad: str) -> None:
+    await store.commit(StateChange(upsert=[alert("old")], outbox=[entry("old")],
+                                   groups={"g-old": group_record("old")}))
+    entries = [entry("new", seq=2)]
+    groups: dict[str, dict[str, Any] | None] = {"g-old": None, "g-new": group_record("new")}
+    if bad == "outbox id already stored":
+        entries.append(entry("old", seq=3))
+    elif bad == "outbox id twice in the change":
+        entries.append(entry("new", seq=3))
+    elif bad == "payload not JSON":
+        entries.append(entry("x", payload={"when": {1, 2}}))
+    elif bad == "NaN in a group record":
+        groups["g-nan"] = group_record("nan", notified_at=math.nan)
+    else:  # fails inside the transaction, after the other rows were written
+        groups["g-bad"] = group_record("bad", receiver="\udc80")
+    with pytest.raises(StoreError) as caught:
+        await store.commit(StateChange(upsert=[alert("new")], delete=["fp-old"], outbox=entries,
+                                       groups=groups))
+    assert "\n" not in str(caught.value)
+    assert await store.load_alerts() == [alert("old")]
+    assert await store.load_outbox() == [entry("old")]
+    assert await store.load_groups() == {"g-old": group_record("old")}
+    # The store is still usable afterwards.
+    await store.commit(StateChange(outbox=[entry("new", seq=2)], groups={"g-old": None}))
+    assert await store.load_outbox() == [entry("old"), entry("new", seq=2)]
+    assert await store.load_groups() == {}
+
+
+async def test_claim_is_compare_and_set(store: Store) -> None:
+    await store.commit(StateChange(outbox=[entry("a"), entry("b", seq=2)]))
+    assert await store.claim_outbox("ob-a", 100.0, 130.0)
+    assert not await store.claim_outbox("ob-a", 100.0, 130.0)  # taken
+    assert not await store.claim_outbox("ob-a", 129.9, 160.0)  # still taken
+    assert await store.claim_outbox("ob-b", 100.0, 130.0)  # claims are per entry
+    assert await store.claim_outbox("ob-a", 130.0, 160.0)  # the first claim ran out
+    assert not await store.claim_outbox("ob-a", 140.0, 170.0)
+    assert not await store.claim_outbox("ob-never-existed", 100.0, 130.0)
+    # A claimed entry is still unfinished, so it is still loaded.
+    assert await store.load_outbox() == [entry("a"), entry("b", seq=2)]
+    await store.finish_outbox("ob-b", "failed", 120.0, "HTTP 400: bad payload")
+    assert not await store.claim_outbox("ob-b", 1e12, 1e12 + 30)  # finished: never again
+
+
+async def test_concurrent_claims_from_two_stores_exactly_one_wins(new_store: StoreFactory) -> None:
+    first, second = new_store(), new_store()
+    await first.open()
+    await second.open()
+    entries = [entry(f"{n:02d}", seq=n) for n in range(20)]
+    await first.commit(StateChange(outbox=entries))
+    results = await asyncio.gather(*(
+        replica.claim_outbox(e.id, 100.0, 130.0) for e in entries for replica in (first, second)))
+    assert [results[2 * n] + results[2 * n + 1] for n in range(len(entries))] == [1] * len(entries)
+    # After the claims run out, a new round again has exactly one winner per entry.
+    results = await asyncio.gather(*(
+        replica.claim_outbox(e.id, 130.0, 160.0) for e in entries for replica in (second, first)))
+    assert [results[2 * n] + results[2 * n + 1] for n in range(len(entries))] == [1] * len(entries)
+
+
+async def test_retry_releases_the_claim_and_keeps_the_entry(store: Store) -> None:
+    await store.commit(StateChange(outbox=[entry("a")]))
+    assert await store.claim_outbox("ob-a", 100.0, 130.0)
+    await store.retry_outbox("ob-a", 1, 160.5, "HTTP 503: try later")
+    retried = replace(entry("a"), attempts=1, next_attempt_at=160.5, last_error="HTTP 503: try later")
+    assert await store.load_outbox() == [retried]
+    assert await store.claim_outbox("ob-a", 101.0, 131.0)  # released, though 130 is not reached
+    await store.retry_outbox("ob-a", 2, 400.0, "timed out after 10s")
+    assert await store.load_outbox() == [replace(retried, attempts=2, next_attempt_at=400.0,
+                                                 last_error="timed out after 10s")]
+    await store.retry_outbox("ob-never-existed", 1, 1.0, "x")  # unknown ids are ignored
+
+
+async def test_finish_hides_the_entry(store: Store) -> None:
+    await store.commit(StateChange(outbox=[entry("a"), entry("b", seq=2), entry("c", seq=3)]))
+    assert await store.claim_outbox("ob-a", 100.0, 130.0)
+    await store.finish_outbox("ob-a", "delivered", 105.0)
+    await store.finish_outbox("ob-b", "failed", 106.0, "HTTP 400: invalid routing key")
+    assert await store.load_outbox() == [entry("c", seq=3)]
+    with pytest.raises(StoreError) as caught:
+        await store.finish_outbox("ob-c", "lost", 107.0)  # only "delivered" or "failed"
+    assert "\n" not in str(caught.value)
+    assert await store.load_outbox() == [entry("c", seq=3)]
+
+
+async def test_prune_outbox_deletes_only_old_finished_entries(store: Store) -> None:
+    entries = [entry("old", seq=1), entry("recent", seq=2), entry("due", seq=3), entry("claimed", seq=4)]
+    await store.commit(StateChange(outbox=entries))
+    await store.finish_outbox("ob-old", "delivered", 100.0)
+    await store.finish_outbox("ob-recent", "failed", 200.0, "gave up")
+    assert await store.claim_outbox("ob-claimed", 10.0, 50.0)
+    await store.prune_outbox(150.0)
+    assert await store.load_outbox() == [entries[2], entries[3]]
+    # Whether a row is gone shows when its id can be inserted again.
+    await store.commit(StateChange(outbox=[entry("old", seq=9)]))
+    with pytest.raises(StoreError):
+        await store.commit(StateChange(outbox=[entry("recent", seq=9)]))
+    await store.prune_outbox(200.0)  # done_at < before, strictly
+    with pytest.raises(StoreError):
+        await store.commit(StateChange(outbox=[entry("recent", seq=9)]))
+    await store.prune_outbox(1e12)  # unfinished entries are never pruned, however old
+    assert await store.load_outbox() == [entries[2], entries[3], entry("old", seq=9)]
+    await store.commit(StateChange(outbox=[entry("recent", seq=9)]))
 
 
 # --- SLO counts ------------------------------------------------------------------------------
@@ -257,6 +432,13 @@ async def test_reopen_sees_everything(new_store: StoreFactory) -> None:
     await first.commit(StateChange(upsert=[alert("a"), alert("b", fired_at=None, value=None)]))
     await first.add_counts("web", [MinuteCount(5, 4, 5)])
     await first.save_heartbeat("backup", 12.5, False)
+    await first.commit(StateChange(outbox=[entry("a"), entry("b", seq=2), entry("c", seq=3)],
+                                   groups={"g": group_record("g"), "gone": group_record("gone")}))
+    await first.commit(StateChange(groups={"gone": None}))
+    assert await first.claim_outbox("ob-a", 100.0, 130.0)
+    await first.retry_outbox("ob-b", 2, 300.5, "HTTP 502")
+    assert await first.claim_outbox("ob-c", 100.0, 130.0)
+    await first.finish_outbox("ob-c", "delivered", 110.0)
     await first.close()
 
     second = new_store()
@@ -265,6 +447,11 @@ async def test_reopen_sees_everything(new_store: StoreFactory) -> None:
     assert await second.load_alerts() == [alert("a"), alert("b", fired_at=None, value=None)]
     assert await second.load_counts("web", 0) == [MinuteCount(5, 4, 5)]
     assert await second.load_heartbeats() == {"backup": (12.5, False)}
+    assert await second.load_groups() == {"g": group_record("g")}
+    retried = replace(entry("b", seq=2), attempts=2, next_attempt_at=300.5, last_error="HTTP 502")
+    assert await second.load_outbox() == [entry("a"), retried]
+    assert not await second.claim_outbox("ob-a", 120.0, 150.0)  # the claim survived the restart
+    assert await second.claim_outbox("ob-a", 130.0, 160.0)
 
 
 async def test_closed_store_refuses_work(new_store: StoreFactory) -> None:
@@ -336,7 +523,10 @@ async def test_sqlite_creates_parent_directories_and_uses_wal(tmp_path: Path) ->
     await store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1").fetchall()
+        assert [t[0] for t in tables] == ["alerts", "heartbeats", "notify_groups", "outbox",
+                                          "schema_version", "silences", "slo_counts"]
 
 
 async def test_sqlite_in_memory_works(tmp_path: Path) -> None:
@@ -406,6 +596,7 @@ async def test_sqlite_locked_database_is_a_store_error_and_the_loop_keeps_runnin
         assert str(path) in str(caught.value) and "locked" in str(caught.value)
         assert ticks >= 10  # the half-second wait for the lock happened off the event loop
         assert await store.load_alerts() == [alert("a")]  # WAL: readers are not blocked
+        await store.commit(StateChange())  # nothing to write: no transaction, no lock wait
         with pytest.raises(StoreError, match="locked"):
             await SqliteStore(str(path), busy_timeout=0.1).open()
     finally:
@@ -424,19 +615,26 @@ async def test_sqlite_newer_schema_is_refused(tmp_path: Path) -> None:
         await SqliteStore(str(path)).open()
 
 
-async def test_sqlite_v1_database_migrates_and_gains_silences(tmp_path: Path) -> None:
-    path = tmp_path / "v1.db"
+@pytest.mark.parametrize("version", [1, 2])
+async def test_sqlite_old_database_migrates_and_keeps_its_data(tmp_path: Path, version: int) -> None:
+    """Built by the shipped steps up to ``version``, then opened by this monitor."""
+    path = tmp_path / f"v{version}.db"
+    silences = [silence_record("old")] if version >= 2 else []
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        for statement in sqlite_migrations[0]:
-            conn.execute(statement)
-        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        for step in sqlite_migrations[:version]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         conn.execute("INSERT INTO heartbeats (check_name, at, failed) VALUES ('backup', 12.5, 0)")
+        for record in silences:
+            conn.execute("INSERT INTO silences (id, record, ends_at) VALUES (?, ?, ?)",
+                         (record["id"], json.dumps(record), record["ends_at"]))
     conn.close()
     store = SqliteStore(str(path))
-    await assert_v1_data_kept_and_silences_work(store)
+    await assert_migrated_data_kept_and_new_tables_work(store, silences)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SQLITE_SCHEMA_VERSION,)]
     conn.close()
 
 
@@ -450,7 +648,8 @@ async def test_postgres_creates_its_schema(pg_schema: str) -> None:
     async with await psycopg.AsyncConnection.connect(SHARED_TEST_DSN) as conn:
         cur = await conn.execute("SELECT table_name FROM information_schema.tables"
                                  " WHERE table_schema = %s ORDER BY 1", (pg_schema,))
-        assert [r[0] for r in await cur.fetchall()] == ["alerts", "heartbeats", "schema_version", "silences", "slo_counts"]
+        assert [r[0] for r in await cur.fetchall()] == [
+            "alerts", "heartbeats", "notify_groups", "outbox", "schema_version", "silences", "slo_counts"]
 
 
 @pytest.mark.parametrize("dsn", [
@@ -506,23 +705,31 @@ async def test_postgres_blocked_call_times_out_and_recovers(pg_schema: str) -> N
         await store.close()
 
 
-async def test_postgres_v1_schema_migrates_and_gains_silences(pg_schema: str) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+async def test_postgres_old_schema_migrates_and_keeps_its_data(pg_schema: str, version: int) -> None:
+    """Built by the shipped steps up to ``version``, then opened by this monitor."""
+    silences = [silence_record("old")] if version >= 2 else []
     async with await psycopg.AsyncConnection.connect(SHARED_TEST_DSN, autocommit=True) as conn:
         await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(pg_schema)))
         await conn.execute(sql.SQL("CREATE TABLE {}.schema_version (version integer NOT NULL)").format(
             sql.Identifier(pg_schema)))
-        for statement in postgres_migrations[0]:
-            await conn.execute(sql.SQL(statement).format(s=sql.Identifier(pg_schema)))
-        await conn.execute(sql.SQL("INSERT INTO {}.schema_version (version) VALUES (1)").format(
-            sql.Identifier(pg_schema)))
+        for step in postgres_migrations[:version]:
+            for statement in step:
+                await conn.execute(sql.SQL(statement).format(s=sql.Identifier(pg_schema)))
+        await conn.execute(sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)").format(
+            sql.Identifier(pg_schema)), (version,))
         await conn.execute(sql.SQL("INSERT INTO {}.heartbeats VALUES ('backup', 12.5, false)").format(
             sql.Identifier(pg_schema)))
+        for record in silences:
+            await conn.execute(sql.SQL("INSERT INTO {}.silences (id, record, ends_at) VALUES (%s, %s, %s)")
+                               .format(sql.Identifier(pg_schema)),
+                               (record["id"], Jsonb(record), record["ends_at"]))
     store = PostgresStore(SHARED_TEST_DSN, schema=pg_schema)
-    await assert_v1_data_kept_and_silences_work(store)
+    await assert_migrated_data_kept_and_new_tables_work(store, silences)
     async with await psycopg.AsyncConnection.connect(SHARED_TEST_DSN) as conn:
         cur = await conn.execute(sql.SQL("SELECT version FROM {}.schema_version").format(
             sql.Identifier(pg_schema)))
-        assert await cur.fetchall() == [(2,)]
+        assert await cur.fetchall() == [(POSTGRES_SCHEMA_VERSION,)]
 
 
 async def test_postgres_newer_schema_is_refused(pg_schema: str) -> None:

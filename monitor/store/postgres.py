@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -22,13 +23,13 @@ from psycopg.types.json import Jsonb
 
 from monitor.dsn import dsn_secrets, without_secrets
 from monitor.results import describe_exception, one_line
-from monitor.store.base import AlertRecord, MinuteCount, StateChange, StoreError
+from monitor.store.base import AlertRecord, MinuteCount, OutboxEntry, StateChange, StoreError
 
 T = TypeVar("T")
 Cursor = psycopg.AsyncCursor[TupleRow]
 Connection = psycopg.AsyncConnection[TupleRow]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_SCHEMA = "monitor"
 
 # _MIGRATIONS[n] takes a schema from version n to n + 1 (0 is an empty schema). {s} is the
@@ -69,6 +70,30 @@ _MIGRATIONS: list[list[str]] = [
             ends_at double precision NOT NULL
         )""",
     ],
+    [
+        """CREATE TABLE IF NOT EXISTS {s}.outbox (
+            id              text PRIMARY KEY,
+            seq             bigint NOT NULL,
+            target          text NOT NULL,
+            payload         jsonb NOT NULL,
+            created_at      double precision NOT NULL,
+            attempts        integer NOT NULL DEFAULT 0,
+            next_attempt_at double precision NOT NULL DEFAULT 0,
+            last_error      text NOT NULL DEFAULT '',
+            claimed_until   double precision,
+            done_at         double precision,
+            outcome         text CHECK (outcome IN ('delivered', 'failed')),
+            CHECK ((done_at IS NULL) = (outcome IS NULL))
+        )""",
+        # load_outbox reads the unfinished rows in seq order; prune_outbox deletes finished
+        # rows by done_at. Partial indexes: each holds only the rows its query can want.
+        "CREATE INDEX IF NOT EXISTS outbox_unfinished ON {s}.outbox (seq, id) WHERE done_at IS NULL",
+        "CREATE INDEX IF NOT EXISTS outbox_finished ON {s}.outbox (done_at) WHERE done_at IS NOT NULL",
+        """CREATE TABLE IF NOT EXISTS {s}.notify_groups (
+            id     text PRIMARY KEY,
+            record jsonb NOT NULL
+        )""",
+    ],
 ]
 
 _UPSERT_ALERT = """
@@ -98,6 +123,36 @@ _SAVE_HEARTBEAT = """
 _SAVE_SILENCE = """
     INSERT INTO {s}.silences (id, record, ends_at) VALUES (%s, %s, %s)
     ON CONFLICT (id) DO UPDATE SET record = excluded.record, ends_at = excluded.ends_at
+"""
+# A plain INSERT: an id that is already there is an error, and rolls back the whole commit.
+# Payloads and records arrive as JSON text, encoded before the transaction (see _encode).
+_INSERT_OUTBOX = """
+    INSERT INTO {s}.outbox (id, seq, target, payload, created_at, attempts, next_attempt_at,
+                            last_error)
+    VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s)
+"""
+_SELECT_OUTBOX = """
+    SELECT id, seq, target, payload, created_at, attempts, next_attempt_at, last_error
+    FROM {s}.outbox WHERE done_at IS NULL ORDER BY seq, id
+"""
+# One statement, so concurrent claims of one row queue on its lock and the later one
+# re-checks the WHERE against the winner's claim (READ COMMITTED): exactly one changes it.
+_CLAIM_OUTBOX = """
+    UPDATE {s}.outbox SET claimed_until = %s
+    WHERE id = %s AND done_at IS NULL AND (claimed_until IS NULL OR claimed_until <= %s)
+"""
+_RETRY_OUTBOX = """
+    UPDATE {s}.outbox SET attempts = %s, next_attempt_at = %s, last_error = %s,
+                          claimed_until = NULL
+    WHERE id = %s
+"""
+_FINISH_OUTBOX = """
+    UPDATE {s}.outbox SET done_at = %s, outcome = %s, last_error = %s, claimed_until = NULL
+    WHERE id = %s
+"""
+_UPSERT_GROUP = """
+    INSERT INTO {s}.notify_groups (id, record) VALUES (%s, %s::jsonb)
+    ON CONFLICT (id) DO UPDATE SET record = excluded.record
 """
 
 
@@ -136,8 +191,14 @@ class PostgresStore:
         return await self._run(work)
 
     async def commit(self, change: StateChange) -> None:
+        if not change:
+            return
         upserts = [_alert_params(record) for record in change.upsert]
         deletes = [(fingerprint,) for fingerprint in change.delete]
+        entries = [self._outbox_params(entry) for entry in change.outbox]
+        group_upserts = [(group_id, self._encode(f"notification group {group_id}", record))
+                         for group_id, record in change.groups.items() if record is not None]
+        group_deletes = [group_id for group_id, record in change.groups.items() if record is None]
 
         async def work(cur: Cursor) -> None:
             # Upserts first, then deletes: a fingerprint in both lists ends up deleted.
@@ -146,6 +207,13 @@ class PostgresStore:
             if deletes:
                 await cur.executemany(self._sql("DELETE FROM {s}.alerts WHERE fingerprint = %s"),
                                       deletes)
+            if entries:
+                await cur.executemany(self._sql(_INSERT_OUTBOX), entries)
+            if group_upserts:
+                await cur.executemany(self._sql(_UPSERT_GROUP), group_upserts)
+            if group_deletes:
+                await cur.execute(self._sql("DELETE FROM {s}.notify_groups WHERE id = ANY(%s)"),
+                                  (group_deletes,))
 
         await self._run(work)
 
@@ -212,7 +280,61 @@ class PostgresStore:
 
         await self._run(work)
 
+    async def load_groups(self) -> dict[str, dict[str, Any]]:
+        async def work(cur: Cursor) -> dict[str, dict[str, Any]]:
+            await cur.execute(self._sql("SELECT id, record FROM {s}.notify_groups ORDER BY id"))
+            return {row[0]: dict(row[1]) for row in await cur.fetchall()}
+
+        return await self._run(work)
+
+    async def load_outbox(self) -> list[OutboxEntry]:
+        async def work(cur: Cursor) -> list[OutboxEntry]:
+            await cur.execute(self._sql(_SELECT_OUTBOX))
+            return [OutboxEntry(id=row[0], seq=row[1], target=row[2], payload=dict(row[3]),
+                                created_at=row[4], attempts=row[5], next_attempt_at=row[6],
+                                last_error=row[7]) for row in await cur.fetchall()]
+
+        return await self._run(work)
+
+    async def claim_outbox(self, entry_id: str, now: float, until: float) -> bool:
+        async def work(cur: Cursor) -> bool:
+            await cur.execute(self._sql(_CLAIM_OUTBOX), (until, entry_id, now))
+            return cur.rowcount == 1
+
+        return await self._run(work)
+
+    async def retry_outbox(self, entry_id: str, attempts: int, next_attempt_at: float, error: str) -> None:
+        async def work(cur: Cursor) -> None:
+            await cur.execute(self._sql(_RETRY_OUTBOX), (attempts, next_attempt_at, error, entry_id))
+
+        await self._run(work)
+
+    async def finish_outbox(self, entry_id: str, outcome: str, at: float, error: str = "") -> None:
+        async def work(cur: Cursor) -> None:
+            await cur.execute(self._sql(_FINISH_OUTBOX), (at, outcome, error, entry_id))
+
+        await self._run(work)
+
+    async def prune_outbox(self, before: float) -> None:
+        async def work(cur: Cursor) -> None:
+            await cur.execute(self._sql("DELETE FROM {s}.outbox WHERE done_at < %s"), (before,))
+
+        await self._run(work)
+
     # --- plumbing ---------------------------------------------------------------------------
+
+    def _outbox_params(self, entry: OutboxEntry) -> tuple[Any, ...]:
+        return (entry.id, entry.seq, entry.target,
+                self._encode(f"outbox entry {entry.id}", entry.payload), entry.created_at,
+                entry.attempts, entry.next_attempt_at, entry.last_error)
+
+    def _encode(self, what: str, value: dict[str, Any]) -> str:
+        # allow_nan=False: jsonb refuses NaN; saying so here, before the transaction, gives the
+        # same error as the SQLite store.
+        try:
+            return json.dumps(value, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as err:
+            raise StoreError(one_line(f"{self._where}: cannot encode {what}: {describe_exception(err)}")) from err
 
     async def _migrate(self, cur: Cursor) -> None:
         # Replicas starting together would race on CREATE ... IF NOT EXISTS (it checks, then

@@ -19,12 +19,12 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from monitor.results import describe_exception, one_line
-from monitor.store.base import AlertRecord, MinuteCount, StateChange, StoreError
+from monitor.store.base import AlertRecord, MinuteCount, OutboxEntry, StateChange, StoreError
 
 T = TypeVar("T")
 
 MEMORY = ":memory:"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # _MIGRATIONS[n] takes a database from schema version n to n + 1 (0 is a new, empty file).
 # A later version appends a step; never edit a step that has shipped.
@@ -64,6 +64,30 @@ _MIGRATIONS: list[list[str]] = [
             ends_at REAL NOT NULL
         )""",
     ],
+    [
+        """CREATE TABLE IF NOT EXISTS outbox (
+            id              TEXT PRIMARY KEY,
+            seq             INTEGER NOT NULL,
+            target          TEXT NOT NULL,
+            payload         TEXT NOT NULL,
+            created_at      REAL NOT NULL,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0,
+            last_error      TEXT NOT NULL DEFAULT '',
+            claimed_until   REAL,
+            done_at         REAL,
+            outcome         TEXT CHECK (outcome IN ('delivered', 'failed')),
+            CHECK ((done_at IS NULL) = (outcome IS NULL))
+        )""",
+        # load_outbox reads the unfinished rows in seq order; prune_outbox deletes finished
+        # rows by done_at. Partial indexes: each holds only the rows its query can want.
+        "CREATE INDEX IF NOT EXISTS outbox_unfinished ON outbox (seq, id) WHERE done_at IS NULL",
+        "CREATE INDEX IF NOT EXISTS outbox_finished ON outbox (done_at) WHERE done_at IS NOT NULL",
+        """CREATE TABLE IF NOT EXISTS notify_groups (
+            id     TEXT PRIMARY KEY,
+            record TEXT NOT NULL
+        )""",
+    ],
 ]
 
 _UPSERT_ALERT = """
@@ -93,6 +117,32 @@ _SAVE_HEARTBEAT = """
 _SAVE_SILENCE = """
     INSERT INTO silences (id, record, ends_at) VALUES (?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET record = excluded.record, ends_at = excluded.ends_at
+"""
+# A plain INSERT: an id that is already there is an error, and rolls back the whole commit.
+_INSERT_OUTBOX = """
+    INSERT INTO outbox (id, seq, target, payload, created_at, attempts, next_attempt_at,
+                        last_error)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_SELECT_OUTBOX = """
+    SELECT id, seq, target, payload, created_at, attempts, next_attempt_at, last_error
+    FROM outbox WHERE done_at IS NULL ORDER BY seq, id
+"""
+_CLAIM_OUTBOX = """
+    UPDATE outbox SET claimed_until = ?
+    WHERE id = ? AND done_at IS NULL AND (claimed_until IS NULL OR claimed_until <= ?)
+"""
+_RETRY_OUTBOX = """
+    UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, claimed_until = NULL
+    WHERE id = ?
+"""
+_FINISH_OUTBOX = """
+    UPDATE outbox SET done_at = ?, outcome = ?, last_error = ?, claimed_until = NULL
+    WHERE id = ?
+"""
+_UPSERT_GROUP = """
+    INSERT INTO notify_groups (id, record) VALUES (?, ?)
+    ON CONFLICT (id) DO UPDATE SET record = excluded.record
 """
 
 
@@ -139,15 +189,24 @@ class SqliteStore:
         return [_alert_from_row(row) for row in rows]
 
     async def commit(self, change: StateChange) -> None:
+        if not change:
+            return
         # Encoded before the transaction starts: a bad record fails before anything is written.
         upserts = [_alert_params(record) for record in change.upsert]
         deletes = [(fingerprint,) for fingerprint in change.delete]
+        entries = [self._outbox_params(entry) for entry in change.outbox]
+        group_upserts = [(group_id, self._encode(f"notification group {group_id}", record))
+                         for group_id, record in change.groups.items() if record is not None]
+        group_deletes = [(group_id,) for group_id, record in change.groups.items() if record is None]
 
         def work(conn: sqlite3.Connection) -> None:
             with _write_transaction(conn):
                 # Upserts first, then deletes: a fingerprint in both lists ends up deleted.
                 conn.executemany(_UPSERT_ALERT, upserts)
                 conn.executemany("DELETE FROM alerts WHERE fingerprint = ?", deletes)
+                conn.executemany(_INSERT_OUTBOX, entries)
+                conn.executemany(_UPSERT_GROUP, group_upserts)
+                conn.executemany("DELETE FROM notify_groups WHERE id = ?", group_deletes)
 
         await self._call(work)
 
@@ -209,7 +268,60 @@ class SqliteStore:
 
         await self._call(work)
 
+    async def load_groups(self) -> dict[str, dict[str, Any]]:
+        rows = await self._call(lambda conn: conn.execute(
+            "SELECT id, record FROM notify_groups ORDER BY id").fetchall())
+        return {row[0]: json.loads(row[1]) for row in rows}
+
+    async def load_outbox(self) -> list[OutboxEntry]:
+        rows = await self._call(lambda conn: conn.execute(_SELECT_OUTBOX).fetchall())
+        return [OutboxEntry(id=row[0], seq=row[1], target=row[2], payload=json.loads(row[3]),
+                            created_at=row[4], attempts=row[5], next_attempt_at=row[6],
+                            last_error=row[7]) for row in rows]
+
+    async def claim_outbox(self, entry_id: str, now: float, until: float) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            with _write_transaction(conn):
+                return conn.execute(_CLAIM_OUTBOX, (until, entry_id, now)).rowcount == 1
+
+        return await self._call(work)
+
+    async def retry_outbox(self, entry_id: str, attempts: int, next_attempt_at: float, error: str) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _write_transaction(conn):
+                conn.execute(_RETRY_OUTBOX, (attempts, next_attempt_at, error, entry_id))
+
+        await self._call(work)
+
+    async def finish_outbox(self, entry_id: str, outcome: str, at: float, error: str = "") -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _write_transaction(conn):
+                conn.execute(_FINISH_OUTBOX, (at, outcome, error, entry_id))
+
+        await self._call(work)
+
+    async def prune_outbox(self, before: float) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _write_transaction(conn):
+                conn.execute("DELETE FROM outbox WHERE done_at < ?", (before,))
+
+        await self._call(work)
+
     # --- plumbing ---------------------------------------------------------------------------
+
+    def _outbox_params(self, entry: OutboxEntry) -> tuple[Any, ...]:
+        return (entry.id, entry.seq, entry.target,
+                self._encode(f"outbox entry {entry.id}", entry.payload), entry.created_at,
+                entry.attempts, entry.next_attempt_at, entry.last_error)
+
+    def _encode(self, what: str, value: dict[str, Any]) -> str:
+        # allow_nan=False: NaN is not JSON, and PostgreSQL's jsonb refuses it; fail alike here.
+        try:
+            return json.dumps(value, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as err:
+            raise StoreError(one_line(
+                f"sqlite state store {self._path}: cannot encode {what}: {describe_exception(err)}"
+            )) from err
 
     def _connect(self) -> sqlite3.Connection:
         """Runs on the worker thread, so the connection belongs to it."""
