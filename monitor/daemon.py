@@ -14,6 +14,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from monitor.alerting.notifier import Notifier
+from monitor.alerting.outbox import DeliveryMetrics, Outbox
 from monitor.alerting.silences import Silence, SilenceBook
 from monitor.check_status import CheckStatuses
 from monitor.config.errors import ConfigError
@@ -27,6 +29,7 @@ from monitor.rules.engine import RuleEngine
 from monitor.scheduling.scheduler import CheckScheduler
 from monitor.store import open_store
 from monitor.store.base import Store, StoreError
+from monitor.store.writer import StateWriter
 
 log = structlog.get_logger("monitor.daemon")
 SHUTDOWN_GRACE = 5.0
@@ -45,8 +48,12 @@ class Daemon:
         self.env = ProbeEnv()
         self.engine = RuleEngine(self.statuses, clock=self.env.clock.time)
         self.metrics = DaemonMetrics(self.statuses, self.engine)
+        self.delivery_metrics = DeliveryMetrics.create(self.metrics.registry)
         self.scheduler: CheckScheduler | None = None
         self.store: Store | None = None
+        self.writer: StateWriter | None = None
+        self.notifier: Notifier | None = None
+        self.outbox: Outbox | None = None
         self.silences = SilenceBook()
         self.ready = False
         self._stop = asyncio.Event()
@@ -145,7 +152,12 @@ class Daemon:
 
     def _apply(self, config: Config) -> None:
         self.statuses.configure(config.checks)
-        self.engine.external_url = config.settings.external_url or ""
+        external_url = config.settings.external_url or ""
+        self.engine.external_url = external_url
+        # Routing first: alerts whose rule is gone resolve in engine.configure, and their
+        # resolve must travel the new tree.
+        assert self.notifier is not None
+        self.notifier.configure(config.alerting, self.engine.firing(), external_url)
         self.engine.configure(config.checks, config.rules)
         assert self.scheduler is not None
         self.scheduler.apply(config.checks)
@@ -180,8 +192,17 @@ class Daemon:
             raise ListenError(f"cannot open state {redact(settings.state)}: {err}") from None
         self.env.heartbeats.update(await self.store.load_heartbeats())
         await self._restore_silences(self.store)
-        self.engine.attach(self.store)
+        self.writer = StateWriter(self.store)
+        self.writer.start()
+        self.engine.attach(self.store, self.writer)
         await self.engine.start()
+        # Notifications: the groups and the outbox a previous run left behind come back first,
+        # so the first evaluations add to them instead of starting over.
+        self.outbox = Outbox(self.store, self.delivery_metrics, self.env.clock)
+        self.notifier = Notifier(self.silences, self.outbox, self.writer, now=self.env.clock.time)
+        self.notifier.configure(self.config.alerting, [], settings.external_url or "")
+        self.engine.on_event(self.notifier.on_event)
+        await self.notifier.start(self.store, self.engine.firing())
         self.scheduler = CheckScheduler(self.statuses, self.env, self.metrics.scheduler_lag, settings.max_concurrent_probes)
         self.scheduler.on_result(self.engine.evaluate)
         self._apply(self.config)
@@ -200,7 +221,9 @@ class Daemon:
             await self.scheduler.stop(SHUTDOWN_GRACE)
             for task in list(self._tasks):
                 task.cancel()
+            await self.notifier.stop()
             await self.engine.stop()
+            await self.writer.stop()
             await self.store.close()
             await runner.cleanup()
             await self.env.close()
@@ -212,12 +235,15 @@ class Daemon:
     async def _sweep(self) -> None:
         """Staleness is a condition too: re-check quiet checks every few seconds; and write
         each completed minute of SLO counts (a crash loses at most the open minute); and forget
-        silences that expired more than the retention (5 days) ago."""
+        silences that expired more than the retention (5 days) ago, and notifications
+        finished more than a day ago."""
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             self.engine.sweep()
             await self.engine.flush_slo_counts()
             await self._prune_silences()
+            if self.outbox is not None:
+                await self.outbox.prune()
 
 
 def _freeze_heap() -> None:

@@ -11,14 +11,24 @@ Alertmanager's grouping semantics, kept because users tune their trees for them:
   with no alerts left is deleted.
 
 This module holds only timers and state; nothing here sleeps or sends. The daemon calls
-``due(now)`` on a tick (``next_wakeup()`` says when) and hands the result to receivers,
+``due(now)`` on a tick (``next_wakeup()`` says when) and hands the result to the outbox,
 which is also what lets tests drive it with a fake clock.
+
+What a receiver was last told about each group is the only dispatcher state that must
+survive a restart: ``take_records()`` hands out the records that changed (to be committed
+with the outbox entries of the same flush), and ``restore()`` rebuilds the groups from them
+plus the alerts still firing, so nothing is told twice and an alert that resolved while the
+daemon was down is still reported resolved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import structlog
 
 from monitor.alerting.inhibition import Inhibitor
 from monitor.alerting.model import Alert, Notification
@@ -28,6 +38,14 @@ from monitor.alerting.silences import SilenceBook
 # (route.id, group key): route.id, not route.key, so two sibling routes with identical
 # matchers (a `continue: true` fan-out) keep separate groups and timers.
 GroupId = tuple[str, str]
+GroupRecord = dict[str, Any]
+
+log = structlog.get_logger("monitor.alerting")
+
+
+def record_id(gid: GroupId) -> str:
+    """The store's key for a group's record: fixed length, whatever the labels hold."""
+    return hashlib.sha256(f"{gid[0]}\x00{gid[1]}".encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -45,6 +63,21 @@ class _Group:
     sent_firing: frozenset[str] | None = None
     sent_resolved: frozenset[str] = frozenset()
     last_sent: float | None = None  # for repeat_interval
+    # The firing alerts as last told, so a restart can tell their resolution even when
+    # the alert itself is gone from the rule engine by then.
+    told: dict[str, Alert] = field(default_factory=dict)
+
+    def to_record(self) -> GroupRecord:
+        return {
+            "route": self.route.id,
+            "key": self.key,
+            "labels": self.labels,
+            "first_seen": self.first_seen,
+            "sent_firing": sorted(self.sent_firing or ()),
+            "sent_resolved": sorted(self.sent_resolved),
+            "last_sent": self.last_sent,
+            "told": {fp: a.to_record() for fp, a in self.told.items()},
+        }
 
 
 class Dispatcher:
@@ -64,6 +97,7 @@ class Dispatcher:
         self._now = now  # wall-clock seconds: mute/active time intervals are wall-clock
         self._external_url = external_url
         self._groups: dict[GroupId, _Group] = {}
+        self._dirty: dict[str, GroupRecord | None] = {}  # record changes not yet taken
 
     def receive(self, alert: Alert) -> None:
         """An alert changed state (firing, or resolved with ``ends_at`` set)."""
@@ -80,8 +114,58 @@ class Dispatcher:
                     next_flush=now + route.group_wait,
                 )
                 self._groups[gid] = group
+            if group.last_sent is None and alert.starts_at + route.group_wait <= now:
+                # An alert already older than group_wait (restored after a restart, or
+                # routed anew after a reload) has waited enough: as Alertmanager does,
+                # flush now rather than add another group_wait to a page that is late.
+                group.next_flush = min(group.next_flush, now)
             # Replace, never merge: the newest state of an alert is the only one that counts.
             group.alerts[alert.fingerprint] = alert
+
+    def restore(self, records: Mapping[str, GroupRecord], firing: Iterable[Alert]) -> None:
+        """Rebuild groups after a restart or reload, before any ``receive``.
+
+        ``records`` are the persisted group records, ``firing`` the alerts firing now. A
+        told alert that no longer fires resolved while nobody was watching: it is resolved
+        now and told at the group's first flush, which is due at once.
+        """
+        now = self._now()
+        firing_now = {a.fingerprint: a for a in firing}
+        routes = {route.id: route for route in self._tree.routes()}
+        for rid, record in records.items():
+            route = routes.get(record["route"])
+            if route is None:
+                # The route was edited away: its receiver is not ours to tell any more.
+                log.warning("notification_group_dropped", route=record["route"], group=record["key"],
+                            reason="route no longer in the config")
+                self._dirty[rid] = None
+                continue
+            told = {fp: Alert.from_record(a) for fp, a in record.get("told", {}).items()}
+            group = _Group(
+                route=route,
+                key=record["key"],
+                labels=dict(record["labels"]),
+                first_seen=float(record["first_seen"]),
+                next_flush=now,
+                sent_firing=frozenset(record["sent_firing"]),
+                sent_resolved=frozenset(record["sent_resolved"]),
+                last_sent=record["last_sent"],
+                told=told,
+            )
+            for fp, alert in told.items():
+                group.alerts[fp] = firing_now.get(fp) or replace(alert, ends_at=now)
+            self._groups[(route.id, group.key)] = group
+        for alert in firing_now.values():
+            self.receive(alert)
+
+    def records(self) -> dict[str, GroupRecord]:
+        """Every group that told a receiver something: what a reload hands the next dispatcher."""
+        return {record_id(gid): g.to_record() for gid, g in self._groups.items() if g.sent_firing is not None}
+
+    def take_records(self) -> dict[str, GroupRecord | None]:
+        """Record changes since the last call (None: delete), for the store."""
+        dirty, self._dirty = self._dirty, {}
+        return dirty
 
     def due(self, now: float) -> list[Notification]:
         """Flush every group whose timer has run out by ``now``; the notifications to send."""
@@ -119,6 +203,10 @@ class Dispatcher:
             group.alerts = {fp: a for fp, a in group.alerts.items() if a.status == "firing"}
             if not group.alerts:
                 del self._groups[gid]
+                if group.sent_firing is not None:
+                    self._dirty[record_id(gid)] = None
+            elif notification is not None:
+                self._dirty[record_id(gid)] = group.to_record()
         return out
 
     def next_wakeup(self) -> float | None:
@@ -141,6 +229,7 @@ class Dispatcher:
         if not _needs_update(group, firing, resolved, now):
             return None
         group.sent_firing, group.sent_resolved, group.last_sent = firing, resolved, now
+        group.told = {a.fingerprint: a for a in visible if a.status == "firing"}
         return Notification(
             receiver=group.route.receiver,
             group_key=group.key,

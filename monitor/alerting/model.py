@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 Status = Literal["firing", "resolved"]
 
@@ -24,6 +24,13 @@ class Alert:
     def status(self) -> Status:
         return "resolved" if self.ends_at is not None else "firing"
 
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Alert:
+        return cls(**record)
+
 
 @dataclass(frozen=True)
 class Notification:
@@ -40,6 +47,18 @@ class Notification:
     @property
     def status(self) -> Status:
         return "firing" if any(a.status == "firing" for a in self.alerts) else "resolved"
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-able dict, what the outbox stores and ``from_record`` reads back."""
+        record = asdict(self)
+        record["alerts"] = [a.to_record() for a in self.alerts]
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Notification:
+        fields = dict(record)
+        fields["alerts"] = [Alert.from_record(a) for a in record["alerts"]]
+        return cls(**fields)
 
     @property
     def common_labels(self) -> dict[str, str]:

@@ -7,7 +7,6 @@ one transaction per evaluation, so a restart resumes exactly where the last comm
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from monitor.rules.functions import SLO_FUNCTIONS, WINDOW_FUNCTIONS, NoData, Slo
 from monitor.rules.model import RULE_VARIABLES, Rule
 from monitor.rules.slo import SloTracker, burn_rate_alerts
 from monitor.store.base import AlertRecord, StateChange, Store
+from monitor.store.writer import StateWriter
 
 log = structlog.get_logger("monitor.rules")
 DEFAULT_SEVERITY = "warning"
@@ -76,8 +76,8 @@ class RuleEngine:
         self.failures: Counter[str] = Counter()  # evaluation errors per alertname
         self._failing: set[str] = set()  # fingerprints whose last evaluation errored (log once)
         self._listeners: list[Callable[[AlertEvent], None]] = []
-        self._commits: asyncio.Queue[StateChange] | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._writer: StateWriter | None = None
+        self._owns_writer = False
 
     def on_event(self, listener: Callable[[AlertEvent], None]) -> None:
         self._listeners.append(listener)
@@ -114,16 +114,20 @@ class RuleEngine:
                     self._emit(AlertEvent(Transition.RESOLVED, alert, now))
             self._persist(change)
 
-    def attach(self, store: Store) -> None:
+    def attach(self, store: Store, writer: StateWriter | None = None) -> None:
+        """Use ``store``, committing through ``writer`` (shared with the notifier, so their
+        changes land in the order they happened); without one the engine runs its own."""
         self._store = store
+        self._writer = writer
 
     async def start(self) -> None:
-        """Load persisted alerts and start the ordered writer."""
+        """Load persisted alerts (and start a writer of our own if none was attached)."""
         if self._store is not None:
             for alert in await self._store.load_alerts():
                 self.alerts[alert.fingerprint] = alert
-            self._commits = asyncio.Queue()
-            self._writer = asyncio.create_task(self._write_loop())
+            if self._writer is None:
+                self._writer, self._owns_writer = StateWriter(self._store), True
+                self._writer.start()
 
     async def load_slo_counts(self) -> None:
         if self._store is None:
@@ -158,11 +162,13 @@ class RuleEngine:
                 log.error("slo_counts_write_failed", check=name, error=str(err))
 
     async def stop(self) -> None:
-        """Write everything queued, then stop."""
-        if self._commits is not None and self._writer is not None:
-            await self._commits.join()
-            self._writer.cancel()
+        """Write everything queued (when the writer is ours), then stop."""
+        if self._writer is not None and self._owns_writer:
+            await self._writer.stop()
         await self.flush_slo_counts()
+
+    def firing(self) -> list[AlertRecord]:
+        return [a for a in self.alerts.values() if a.state == "firing"]
 
     # --- evaluation ------------------------------------------------------------------
     def evaluate(self, check: CheckBase, result: Result) -> list[AlertEvent]:
@@ -262,24 +268,8 @@ class RuleEngine:
                 log.exception("alert_listener_failed")
 
     def _persist(self, change: StateChange) -> None:
-        if self._commits is not None:
-            self._commits.put_nowait(change)
-
-    async def _write_loop(self) -> None:
-        """Commit changes in the order they happened; a failing store is retried, never skipped."""
-        assert self._commits is not None and self._store is not None
-        while True:
-            change = await self._commits.get()
-            delay = 0.5
-            while True:
-                try:
-                    await self._store.commit(change)
-                    break
-                except Exception as err:
-                    log.error("state_commit_failed", error=str(err), retry_in=delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
-            self._commits.task_done()
+        if self._writer is not None:
+            self._writer.submit(change)
 
 
 def _worth_writing(before: AlertRecord | None, after: AlertRecord, keeps_firing: bool) -> bool:

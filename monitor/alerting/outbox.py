@@ -1,0 +1,281 @@
+"""The outbox: delivers committed notifications, at least once, in order, per integration.
+
+Every entry was committed to the store together with the dispatcher's decision to send it
+(see ``notifier.py``), so a crash can only leave it due, never lost. Each target (one
+integration of one receiver) has its own worker and its own queue: a PagerDuty outage or a
+Slack endpoint that hangs for its whole timeout delays nothing else, and rule evaluation
+never waits on any of it.
+
+A worker takes the oldest entry of its target and:
+  1. claims it in the store (compare-and-set with a lease), so two processes sharing a
+     PostgreSQL store never send it both at once, and a crashed sender's claim runs out;
+  2. sends it;
+  3. marks it delivered, or failed for good (a 4xx: the same request would fail again), or
+     records the attempt and waits (5xx, 429, network errors) with exponential backoff and
+     jitter, or as long as the receiver's Retry-After asks.
+Later entries of that target wait behind a retrying one: a receiver that was down gets
+everything afterwards, in the order it happened. The only message that can arrive twice is
+the one in flight when the process died (sent, but not yet marked delivered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+import httpx
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from monitor.alerting.integrations import Target
+from monitor.alerting.model import Notification
+from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, DeliveryError
+from monitor.clock import Clock, SystemClock
+from monitor.results import one_line
+from monitor.store.base import OutboxEntry, Store
+
+log = structlog.get_logger("monitor.outbox")
+T = TypeVar("T")
+
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 120.0  # a receiver back from an outage hears within two minutes
+RETRY_AFTER_MAX = 3600.0  # a Retry-After longer than this is a misconfiguration, not a plan
+GIVE_UP_AFTER = 24 * 3600.0  # a page a day late is noise; failed and counted instead
+LEASE_MARGIN = 5.0  # a claim lasts the integration's timeout plus this
+KEEP_FINISHED = 24 * 3600.0  # delivered/failed rows kept this long (for inspection), then pruned
+STORE_RETRY_MAX = 30.0
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
+
+
+def retry_delay(attempts: int, retry_after: float | None, rand: Callable[[], float] = random.random) -> float:
+    """How long to wait after the ``attempts``-th failure.
+
+    Exponential from 1 s, capped at 2 minutes, with "equal jitter" (half fixed, half random)
+    so receivers coming back from an outage are not hit by every daemon in the same second,
+    yet no retry comes sooner than half its step. A receiver's Retry-After wins when given.
+    """
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), RETRY_AFTER_MAX)
+    step = min(BACKOFF_FIRST * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+    return float(step / 2 + rand() * step / 2)
+
+
+@dataclass
+class DeliveryMetrics:
+    """``monitor_notifications_total``, ``monitor_notification_queue_length`` and latency."""
+
+    sent: Counter
+    queued: Gauge
+    latency: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> DeliveryMetrics:
+        return cls(
+            sent=Counter("monitor_notifications", "Delivery attempts by outcome (delivered, retried, failed).",
+                         ["receiver", "integration", "outcome"], registry=registry),
+            queued=Gauge("monitor_notification_queue_length", "Notifications waiting to be delivered.",
+                         ["receiver", "integration"], registry=registry),
+            latency=Histogram("monitor_notification_delivery_seconds",
+                              "From the decision to notify to the receiver's acceptance.",
+                              ["receiver", "integration"], buckets=LATENCY_BUCKETS, registry=registry),
+        )
+
+
+class Outbox:
+    """One worker per target; ``add`` hands it entries once they are committed."""
+
+    def __init__(self, store: Store, metrics: DeliveryMetrics, clock: Clock | None = None) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock or SystemClock()
+        self._targets: dict[str, Target] = {}
+        self._queues: dict[str, deque[OutboxEntry]] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._client: httpx.AsyncClient | None = None
+        self._pruned_at = 0.0
+        self._stopped = False
+
+    def configure(self, targets: Iterable[Target]) -> None:
+        """The integrations to deliver with; entries for a target no longer configured fail."""
+        self._targets = {t.name: t for t in targets}
+        if self._stopped:
+            return
+        for name in set(self._targets) | set(self._queues):
+            self._ensure_worker(name)
+            self._wake[name].set()  # a removed target's worker must notice and drain
+
+    async def start(self) -> None:
+        """Pick up everything a previous run left due."""
+        # No redirects: a signed webhook body must not be replayed to wherever a 30x points.
+        self._client = httpx.AsyncClient(follow_redirects=False, timeout=DEFAULT_TIMEOUT)
+        self.add(await self._store.load_outbox())
+
+    def add(self, entries: Iterable[OutboxEntry]) -> None:
+        """Committed entries to deliver (called by the writer once they are durable)."""
+        if self._stopped:
+            return  # shutting down: they are in the store, the next run sends them
+        for entry in entries:
+            self._ensure_worker(entry.target)
+            self._queues[entry.target].append(entry)
+            self._wake[entry.target].set()
+            self._gauge(entry.target)
+
+    def pending(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    async def stop(self) -> None:
+        self._stopped = True
+        workers = list(self._workers.values())
+        self._workers.clear()
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def prune(self) -> None:
+        """Forget finished entries after a day; called from the daemon's sweep."""
+        now = self._clock.time()
+        if now - self._pruned_at < 3600:
+            return
+        self._pruned_at = now
+        try:
+            await self._store.prune_outbox(now - KEEP_FINISHED)
+        except Exception as err:
+            log.warning("outbox_prune_failed", error=str(err))
+
+    # --- the worker ----------------------------------------------------------------------
+
+    def _ensure_worker(self, name: str) -> None:
+        if name not in self._queues:
+            self._queues[name] = deque()
+            self._wake[name] = asyncio.Event()
+        if name not in self._workers:
+            self._workers[name] = asyncio.create_task(self._work(name), name=f"outbox:{name}")
+
+    async def _work(self, name: str) -> None:
+        queue, wake = self._queues[name], self._wake[name]
+        while True:
+            if not queue:
+                wake.clear()
+                await wake.wait()
+                continue
+            entry = queue[0]
+            wait = entry.next_attempt_at - self._clock.time()
+            if wait > 0:
+                # Interruptible: a reload that removes this target must not wait out a backoff.
+                wake.clear()
+                try:
+                    await asyncio.wait_for(wake.wait(), wait)
+                except TimeoutError:
+                    pass
+                if self._targets.get(name) is not None:
+                    continue
+            try:
+                done = await self._attempt(name, entry)
+            except Exception:  # a bug here must not kill the worker and strand its queue
+                log.exception("outbox_worker_error", target=name)
+                done = False
+                await asyncio.sleep(1.0)
+            if done:
+                queue.popleft()
+                self._gauge(name)
+
+    async def _attempt(self, name: str, entry: OutboxEntry) -> bool:
+        """Try the entry once; True when it is finished (delivered, failed, or not ours)."""
+        target = self._targets.get(name)
+        if target is None:
+            await self._finish(entry, "failed", "receiver no longer configured", receiver=name.split("/")[0],
+                               kind="unknown")
+            return True
+        timeout = getattr(target.integration, "timeout", DEFAULT_TIMEOUT)
+        if not await self._claim(entry, timeout + LEASE_MARGIN):
+            return True
+        assert self._client is not None
+        try:
+            await target.integration.notify(Notification.from_record(entry.payload), self._client)
+        except DeliveryError as err:
+            return await self._failed(target, entry, err)
+        except Exception as err:  # a bug in rendering: sending again would fail the same way
+            log.exception("notification_render_failed", receiver=target.receiver, integration=target.kind)
+            await self._finish(entry, "failed", one_line(f"{type(err).__name__}: {err}"),
+                               receiver=target.receiver, kind=target.kind)
+            return True
+        now = self._clock.time()
+        await self._finish(entry, "delivered", receiver=target.receiver, kind=target.kind)
+        self._metrics.latency.labels(target.receiver, target.kind).observe(max(now - entry.created_at, 0.0))
+        log.info("notification_delivered", receiver=target.receiver, integration=target.kind,
+                 group=entry.payload.get("group_key"), status=_status(entry), attempts=entry.attempts + 1,
+                 latency=round(now - entry.created_at, 3))
+        return True
+
+    async def _claim(self, entry: OutboxEntry, lease: float) -> bool:
+        """Take the entry. A live claim by someone else (a crashed run's, or another
+        replica's) is waited out once; if it is still not ours after that, it is theirs."""
+        for attempt in range(2):
+            now = self._clock.time()
+            if await self._store_call(lambda: self._store.claim_outbox(entry.id, now, now + lease)):
+                return True
+            if attempt == 0:
+                log.info("notification_claimed_elsewhere", target=entry.target, waiting=lease)
+                await asyncio.sleep(lease)
+        return False
+
+    async def _failed(self, target: Target, entry: OutboxEntry, err: DeliveryError) -> bool:
+        attempts = entry.attempts + 1
+        now = self._clock.time()
+        if err.permanent or now - entry.created_at >= GIVE_UP_AFTER:
+            reason = str(err) if err.permanent else f"gave up after {attempts} attempts: {err}"
+            await self._finish(entry, "failed", reason, receiver=target.receiver, kind=target.kind)
+            log.error("notification_failed", receiver=target.receiver, integration=target.kind,
+                      group=entry.payload.get("group_key"), status=_status(entry), attempts=attempts, error=reason)
+            return True
+        delay = retry_delay(attempts, err.retry_after)
+        error = str(err)
+        await self._store_call(lambda: self._store.retry_outbox(entry.id, attempts, now + delay, error))
+        self._queues[entry.target][0] = replace(entry, attempts=attempts, next_attempt_at=now + delay,
+                                                last_error=error)
+        self._metrics.sent.labels(target.receiver, target.kind, "retried").inc()
+        log.warning("notification_retry", receiver=target.receiver, integration=target.kind,
+                    group=entry.payload.get("group_key"), attempts=attempts, retry_in=round(delay, 2), error=error)
+        return False
+
+    async def _finish(self, entry: OutboxEntry, outcome: str, error: str = "", *, receiver: str, kind: str) -> None:
+        at = self._clock.time()
+        await self._store_call(lambda: self._store.finish_outbox(entry.id, outcome, at, error))
+        self._metrics.sent.labels(receiver, kind, outcome).inc()
+
+    async def _store_call(self, call: Callable[[], Awaitable[T]]) -> T:
+        """The store is where delivery state lives: while it fails, wait rather than guess
+        (sending without a claim could page twice; not marking done would resend)."""
+        delay = 0.5
+        while True:
+            try:
+                return await call()
+            except Exception as err:
+                log.error("outbox_store_failed", error=str(err), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, STORE_RETRY_MAX)
+
+    def _gauge(self, name: str) -> None:
+        receiver, _, rest = name.partition("/")
+        target = self._targets.get(name)
+        kind = target.kind if target is not None else rest.split("/")[0]
+        self._metrics.queued.labels(receiver, kind).set(len(self._queues[name]))
+
+
+def _status(entry: OutboxEntry) -> str:
+    alerts = entry.payload.get("alerts", [])
+    return "firing" if any(a.get("ends_at") is None for a in alerts) else "resolved"
+
+
+def new_entry_seq() -> int:
+    """Creation order across restarts (and replicas, to the clock's precision)."""
+    return time.time_ns()

@@ -1,0 +1,113 @@
+"""A local receiver (Slack, PagerDuty or webhook stand-in) that records what it gets and
+answers as a test tells it: 200, 500, 429 with Retry-After, hang, or reset.
+
+A thread with its own server, so a daemon subprocess or the test's own event loop can post
+to it alike. ``answers`` is consumed one per request; when it runs out, ``default`` applies.
+Every request is recorded with the answer it got, so a test can tell "received" from
+"accepted".
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Received:
+    at: float
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    answer: str  # what the sink did: "200", "500", "429", "hang", "reset"
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def accepted(self) -> bool:
+        return self.answer.startswith("2")
+
+
+class ReceiverSink:
+    """``answers``: e.g. ["500", "429:2", "hang", "reset", "200"]; "429:N" sends Retry-After N."""
+
+    def __init__(self, default: str = "200") -> None:
+        self.default = default
+        self.answers: deque[str] = deque()
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        self._release = threading.Event()  # ends every "hang" (at stop)
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                answer = sink._next_answer()
+                with sink._lock:
+                    sink.received.append(Received(time.time(), self.path, dict(self.headers), body, answer))
+                if answer == "hang":
+                    sink._release.wait()
+                    return
+                if answer == "reset":
+                    # SO_LINGER 0: close sends RST, the client sees a reset, not a clean EOF.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    return
+                status, _, retry_after = answer.partition(":")
+                reply = b'{"status":"success"}' if status.startswith("2") else b'{"error":"sink says no"}'
+                self.send_response(int(status))
+                if retry_after:
+                    self.send_header("Retry-After", retry_after)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self) -> ReceiverSink:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> ReceiverSink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def accepted(self, path: str | None = None) -> list[Received]:
+        with self._lock:
+            return [r for r in self.received if r.accepted and (path is None or r.path == path)]
+
+    def _next_answer(self) -> str:
+        with self._lock:
+            return self.answers.popleft() if self.answers else self.default
