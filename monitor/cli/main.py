@@ -1,4 +1,4 @@
-"""`monitor run | validate | check | status | silence` (CONTRACT §1). Bad input gives one line, never a traceback."""
+"""`monitor run | validate | check | status | silence | notify-test` (CONTRACT §1). Bad input gives one line, never a traceback."""
 
 from __future__ import annotations
 
@@ -37,9 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     default_url = os.environ.get("MONITOR_URL", "http://127.0.0.1:9464")
     status.add_argument("--url", default=default_url,
                         help="the daemon's address (default: $MONITOR_URL or http://127.0.0.1:9464)")
+    from monitor.cli.notify_test import add_parser as add_notify_test_parser
     from monitor.cli.silence import add_parser as add_silence_parser
 
     add_silence_parser(commands, default_url)
+    with_config(add_notify_test_parser(commands))
     return parser
 
 
@@ -80,6 +82,10 @@ def _main(argv: list[str] | None) -> int:
         from monitor.cli.check_once import run_check_command
 
         return run_check_command(config, args.name, args.json)
+    if args.command == "notify-test":
+        from monitor.cli.notify_test import run_notify_test_command
+
+        return run_notify_test_command(config, args.receiver, not args.no_resolve)
     return _run(config)
 
 
