@@ -7,6 +7,7 @@ so most expectations below are Alertmanager's documented behaviour, not our choi
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +29,9 @@ from monitor.alerting.routing import (
     group_labels,
 )
 from monitor.alerting.time_intervals import TimeInterval, TimeIntervalSpec
+from monitor.config.errors import ConfigError
+from monitor.config.loader import load_config
+from tests.test_http_api import write_config
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -81,7 +85,7 @@ def test_missing_label_is_the_empty_string() -> None:
 
 
 def test_bad_regex_is_a_value_error_naming_it() -> None:
-    with pytest.raises(ValueError, match=r"invalid regular expression '\(unclosed'"):
+    with pytest.raises(ValueError, match=r"invalid regex '\(unclosed'"):
         parse_matcher('job=~"(unclosed"')
 
 
@@ -439,14 +443,42 @@ def test_all_problems_are_reported_together() -> None:
         ({"receiver": "a", "group_by": ["bad-name"]}, "invalid label name"),
         ({"receiver": "a", "group_interval": "0s"}, "greater than zero"),
         ({"receiver": "a", "repeat_interval": "soon"}, "invalid duration"),
-        ({"receiver": "a", "routes": [{"match_re": {"job": "(x"}}]}, "invalid regular expression"),
-        ({"receiver": "a", "routes": [{"matchers": ['job=~"(x"']}]}, "invalid regular expression"),
+        ({"receiver": "a", "routes": [{"match_re": {"job": "(x"}}]}, "invalid regex"),
+        ({"receiver": "a", "routes": [{"matchers": ['job=~"(x"']}]}, "invalid regex"),
+        ({"receiver": "a", "routes": [{"matchers": ['job=~"(a+)+$"']}]}, "exponential backtracking"),
+        ({"receiver": "a", "routes": [{"match_re": {"job": "(x*)*y"}}]}, "exponential backtracking"),
+        ({"receiver": "a", "routes": [{"matchers": [f'job=~"{"a" * 1025}"']}]}, "over the limit of 1024"),
         ({"receiver": "a", "recevier": "b"}, "Extra inputs"),
     ],
 )
 def test_route_field_errors(route: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         AlertingConfig.model_validate({"receivers": [{"name": "a"}], "route": route})
+
+
+def test_catastrophic_config_regexes_are_reported_at_file_and_line(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    path.write_text(path.read_text() + (
+        "receivers:\n"
+        "  - name: oncall\n"
+        "route:\n"
+        "  receiver: oncall\n"
+        "  routes:\n"
+        "    - matchers: ['job=~\"(a+)+$\"']\n"  # line 11
+        "      receiver: oncall\n"
+        "inhibit_rules:\n"
+        "  - source_match_re: {job: '(x*)*y'}\n"  # line 14
+        "    target_matchers: ['alertname=\"B\"']\n"
+    ))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    found = [str(p) for p in caught.value.problems]
+    assert found == [
+        f"{path}:11: route.routes[0].matchers: invalid regex '(a+)+$' in matcher job=~: regex repeats a group"
+        " that itself repeats or alternates (exponential backtracking); flatten it",
+        f"{path}:14: inhibit_rules[0]: invalid regex '(x*)*y' in matcher job=~: regex repeats a group"
+        " that itself repeats or alternates (exponential backtracking); flatten it",
+    ]
 
 
 def test_alertmanager_options_we_do_not_support_load_with_warnings() -> None:

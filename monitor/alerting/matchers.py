@@ -5,13 +5,21 @@ works the same everywhere. Semantics follow Alertmanager:
 
 - a label the alert does not have matches as the empty string (``team=""`` matches alerts
   without ``team``; ``team!=""`` requires it);
-- regular expressions are anchored at both ends (``^(?:re)$``), so ``severity=~"crit"`` does
-  not match ``critical`` - the surprise Alertmanager users already know and rely on;
+- regular expressions are anchored at both ends (Alertmanager's ``^(?:re)$``; here the whole
+  value must match), so ``severity=~"crit"`` does not match ``critical`` - the surprise
+  Alertmanager users already know and rely on;
 - a list entry may hold several comma-separated matchers, optionally in braces:
   ``{service="api", severity=~"critical|page"}``.
 
 Regexes run on Python's ``re``, not Go's RE2; the syntax people write in matchers (classes,
-alternation, ``.*``) means the same in both.
+alternation, ``.*``) means the same in both. ``re`` backtracks where RE2 does not, and every
+matcher regex comes from outside (config, the silence API, the CLI), so each one passes
+:func:`monitor.regex_guard.guard_regex` first: at most 1024 characters, and no repeated group
+that itself repeats or alternates (``(a+)+``, ``(a|aa)*``), which could take exponential time
+on a long label value and stall the event loop.
+
+Silences use the same type: :meth:`Matcher.from_api` and :meth:`Matcher.to_api` translate to
+and from API v2's ``{"name", "value", "isRegex", "isEqual"}``.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, GetCoreSchemaHandler
 from pydantic_core import core_schema
+
+from monitor.regex_guard import guard_regex, shown
 
 MatchType = Literal["=", "!=", "=~", "!~"]
 
@@ -49,10 +59,10 @@ class Matcher:
         regex: re.Pattern[str] | None = None
         if type in ("=~", "!~"):
             try:
-                # Anchored like Alertmanager: the whole value must match, not a substring.
-                regex = re.compile(f"^(?:{value})$")
-            except re.error as err:
-                raise ValueError(f"invalid regular expression {value!r} in matcher {name}{type}: {err}") from None
+                # Compiled once here: matchers run for every alert on every dispatch.
+                regex = guard_regex(value)
+            except ValueError as err:
+                raise ValueError(f"invalid regex {shown(value)} in matcher {name}{type}: {err}") from None
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "type", type)
         object.__setattr__(self, "value", value)
@@ -69,8 +79,27 @@ class Matcher:
         if self.type == "!=":
             return actual != self.value
         assert self._regex is not None
-        found = self._regex.match(actual) is not None
+        # Anchored like Alertmanager's ^(?:re)$: the whole value must match, not a substring.
+        # fullmatch rather than `$`, which would also accept a value ending in a newline.
+        found = self._regex.fullmatch(actual) is not None
         return found if self.type == "=~" else not found
+
+    @property
+    def is_regex(self) -> bool:
+        return self.type in ("=~", "!~")
+
+    @property
+    def is_equal(self) -> bool:
+        return self.type in ("=", "=~")
+
+    @staticmethod
+    def from_api(name: str, value: str, is_regex: bool = False, is_equal: bool = True) -> Matcher:
+        """From API v2's fields (``isRegex``, ``isEqual``), as silences are posted and stored."""
+        return Matcher(name, api_operator(is_regex, is_equal), value)
+
+    def to_api(self) -> dict[str, Any]:
+        """API v2's ``{"name", "value", "isRegex", "isEqual"}`` (also the silence record format)."""
+        return {"name": self.name, "value": self.value, "isRegex": self.is_regex, "isEqual": self.is_equal}
 
     def __str__(self) -> str:
         # Alertmanager's spelling (Go's %q of the value); also what route keys are built from.
@@ -97,6 +126,13 @@ class Matcher:
         return core_schema.no_info_plain_validator_function(
             _one_matcher, serialization=core_schema.plain_serializer_function_ser_schema(str)
         )
+
+
+def api_operator(is_regex: bool, is_equal: bool) -> MatchType:
+    """The operator that API v2's ``isRegex`` / ``isEqual`` flags spell."""
+    if is_equal:
+        return "=~" if is_regex else "="
+    return "!~" if is_regex else "!="
 
 
 def quote(value: str) -> str:

@@ -4,8 +4,10 @@ A silence mutes every alert whose labels satisfy all of its matchers while ``now
 ``[starts_at, ends_at)``. The shapes follow Alertmanager's API v2 so that its users, amtool
 habits and scripts carry over: ``PostableSilence`` in, ``GettableSilence`` out.
 
-``SilenceMatcher`` is defined here on purpose, minimal and self-contained, while the shared
-matcher module is being written; the two will be unified later.
+Matchers are :class:`monitor.alerting.matchers.Matcher`, the type routes and inhibit rules
+use, so a matcher means the same everywhere, and a regex from the API or the CLI passes the
+same guard against catastrophic backtracking as one from config. Silences add one rule of
+their own: label names are the classic ``[a-zA-Z_][a-zA-Z0-9_]*`` (names our alerts can carry).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from monitor.alerting.matchers import Matcher, api_operator
+from monitor.regex_guard import shown
 
 SilenceState = Literal["pending", "active", "expired"]
 
@@ -39,67 +44,49 @@ class SilenceNotFound(LookupError):
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SilenceMatcher:
-    """One label condition, in API v2's shape: ``=`` / ``!=`` / ``=~`` / ``!~``."""
+def silence_matcher(name: str, value: str, is_regex: bool = False, is_equal: bool = True) -> Matcher:
+    """A matcher from API v2's fields, with the label-name rule silences add."""
+    _check_label_name(name)
+    return Matcher.from_api(name, value, is_regex, is_equal)
 
-    name: str
-    value: str
-    is_regex: bool = False
-    is_equal: bool = True
-    _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        if not _LABEL_NAME.fullmatch(self.name):
-            raise ValueError(f"invalid label name {self.name!r}")
-        if self.is_regex:
-            try:
-                pattern = re.compile(self.value)
-            except re.error as exc:
-                raise ValueError(f"invalid regex {self.value!r} for {self.name}: {exc}") from None
-            # Compiled once here: matchers run for every alert on every dispatch.
-            object.__setattr__(self, "_pattern", pattern)
+def _check_label_name(name: str) -> None:
+    if not _LABEL_NAME.fullmatch(name):
+        raise ValueError(f"invalid label name {name!r}")
 
-    @property
-    def operator(self) -> str:
-        if self.is_equal:
-            return "=~" if self.is_regex else "="
-        return "!~" if self.is_regex else "!="
 
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        # A missing label has the value "" (Prometheus' rule), so `env!=prod` matches an alert
-        # without `env`, and `env=""` matches only alerts without it.
-        actual = labels.get(self.name, "")
-        if self._pattern is not None:
-            # Anchored on both ends like Prometheus: `api` must not match `api-gateway`.
-            hit = self._pattern.fullmatch(actual) is not None
-        else:
-            hit = actual == self.value
-        return hit if self.is_equal else not hit
+# Deprecated: the old name, kept only for code not yet moved to Matcher (inhibition.py's
+# annotations, tests calling ``SilenceMatcher(name, value, is_regex, is_equal)``). For type
+# checkers it *is* Matcher, so ``Sequence[SilenceMatcher]`` accepts the matchers config builds;
+# at run time it is a constructor with the old signature that makes a plain Matcher in all
+# but name (no matching code of its own; equal to the Matcher with the same fields).
+if TYPE_CHECKING:
+    SilenceMatcher = Matcher
+else:
 
-    def __str__(self) -> str:
-        # Quoted, so the text parses back with parse_matcher_args even with spaces or `=`.
-        return f"{self.name}{self.operator}{json.dumps(self.value)}"
+    class SilenceMatcher(Matcher):
+        __slots__ = ()
 
-    def to_api(self) -> dict[str, Any]:
-        return {"name": self.name, "value": self.value, "isRegex": self.is_regex, "isEqual": self.is_equal}
+        def __init__(self, name: str, value: str, is_regex: bool = False, is_equal: bool = True) -> None:
+            _check_label_name(name)
+            super().__init__(name, api_operator(is_regex, is_equal), value)
 
 
 _MATCHER_ARG = re.compile(r"\s*([^=!~\s]+)\s*(=~|!~|!=|=)(.*)", re.DOTALL)
 
 
-def parse_matcher_args(args: Sequence[str]) -> list[SilenceMatcher]:
+def parse_matcher_args(args: Sequence[str]) -> list[Matcher]:
     """Matchers from command-line words: ``alertname=ApiDown``, ``check=~api.*``, ``env!=dev``.
 
     Like amtool, a first word without an operator is the alert name (``monitor silence add
     ApiDown env=prod``), and a value may be double-quoted to hold spaces or operator characters.
     """
-    matchers: list[SilenceMatcher] = []
+    matchers: list[Matcher] = []
     for position, arg in enumerate(args):
         found = _MATCHER_ARG.fullmatch(arg)
         if found is None:
             if position == 0 and _LABEL_NAME.fullmatch(arg.strip()):
-                matchers.append(SilenceMatcher("alertname", arg.strip()))
+                matchers.append(Matcher("alertname", "=", arg.strip()))
                 continue
             raise ValueError(f"matcher {arg!r}: expected NAME=VALUE, NAME!=VALUE, NAME=~REGEX or NAME!~REGEX")
         name, op, raw = found.groups()
@@ -111,9 +98,9 @@ def parse_matcher_args(args: Sequence[str]) -> list[SilenceMatcher]:
                 raise ValueError(f"matcher {arg!r}: badly quoted value") from None
             value = str(decoded)
         try:
-            matchers.append(SilenceMatcher(name, value, is_regex="~" in op, is_equal=op[0] == "="))
-        except ValueError as exc:
-            raise ValueError(f"matcher {arg!r}: {exc}") from None
+            matchers.append(silence_matcher(name, value, is_regex="~" in op, is_equal=op[0] == "="))
+        except ValueError as exc:  # the arg cut short: the reason says what is wrong with it
+            raise ValueError(f"matcher {shown(arg, 100)}: {exc}") from None
     return matchers
 
 
@@ -137,7 +124,7 @@ class Silence:
     """
 
     id: str = field(default_factory=new_silence_id)
-    matchers: Sequence[SilenceMatcher]
+    matchers: Sequence[Matcher]
     starts_at: float  # unix seconds
     ends_at: float  # unix seconds; muting stops at this instant
     created_by: str = ""
@@ -151,6 +138,8 @@ class Silence:
             raise ValueError("id must not be empty")
         if not self.matchers:
             raise ValueError("a silence needs at least one matcher")
+        for matcher in self.matchers:
+            _check_label_name(matcher.name)
         # Alertmanager refuses these: a silence every alert satisfies (e.g. only `env!=x`
         # or `foo=~.*`) would mute the whole system, almost always by mistake.
         if all(m.matches({}) for m in self.matchers):
@@ -208,8 +197,10 @@ class Silence:
         try:
             return cls(
                 id=str(record["id"]),
+                # The record's matchers are API v2's shape; a stored regex passes the same
+                # guard as a new one (the daemon skips, with a warning, a record it refuses).
                 matchers=[
-                    SilenceMatcher(str(m["name"]), str(m["value"]), bool(m["isRegex"]), bool(m["isEqual"]))
+                    silence_matcher(str(m["name"]), str(m["value"]), bool(m["isRegex"]), bool(m["isEqual"]))
                     for m in record["matchers"]
                 ],
                 starts_at=float(record["starts_at"]),
@@ -296,7 +287,7 @@ def silence_from_api(body: object, now: float) -> Silence:
         raise ValueError(f"matchers: {exc}") from None
 
 
-def _matcher_from_api(index: int, raw: object) -> SilenceMatcher:
+def _matcher_from_api(index: int, raw: object) -> Matcher:
     where = f"matchers[{index}]"
     if not isinstance(raw, Mapping):
         raise ValueError(f"{where}: must be an object with name, value and isRegex")
@@ -311,7 +302,7 @@ def _matcher_from_api(index: int, raw: object) -> SilenceMatcher:
     if not isinstance(is_equal, bool):  # optional in API v2; absent means `=`/`=~`
         raise ValueError(f"{where}.isEqual: must be true or false")
     try:
-        return SilenceMatcher(name, value, is_regex, is_equal)
+        return silence_matcher(name, value, is_regex, is_equal)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
 

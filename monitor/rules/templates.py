@@ -14,11 +14,12 @@ import json
 import math
 import re
 import urllib.parse
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+
+from monitor.regex_guard import compile_regex, regex_shape
 
 OUTPUT_LIMIT = 16 * 1024  # characters of rendered text; longer output is cut and marked
 REGEX_INPUT_LIMIT = 4 * 1024  # most characters any regex scans
@@ -162,52 +163,13 @@ def _printf(args: list[_Val]) -> str:
 
 # ---- regexes -------------------------------------------------------------------------------------
 
-_REGEX_TOKEN = re.compile(  # an escape, a class, a group opening with its (?...) head, a quantifier, a char
-    r"\\.|\[\^?\]?(?:\\.|[^\]\\])*\]|\((?:\?(?:P<\w+>|P=|<[=!]|[:=!>(]|#[^)]*|[aiLmsux-]+:?))?"
-    r"|[*+?][?+]?|\{(\d*)(,?)(\d*)\}[?+]?|.", re.S)
-
-
-def _regex_shape(p: str) -> tuple[int, int]:
-    """(variable repetitions, two-way choices) in p; ValueError for shapes that explode.
-
-    A repeated group holding a quantifier or `|` (`(a+)+`, `(a|a)*`) and backreferences backtrack
-    exponentially, so they are refused. Anything else is polynomial: a failing search takes about
-    len(text) ** (repetitions + 1) * 2 ** choices steps.
-    """
-    unsafe, reps, alts, after_unsafe_group = [False], 0, 0, False  # unsafe: per open group
-    for m in _REGEX_TOKEN.finditer(p):
-        tok, closed_unsafe = m[0], False
-        if re.fullmatch(r"\\[1-9]|\(\?(P=|\(|[a-zA-Z-]*x)", tok):
-            raise ValueError("regex backreferences and the (?x) flag are not supported")
-        if tok[0] == "(":
-            unsafe.append(False)
-        elif tok == ")" and len(unsafe) > 1:
-            closed_unsafe = unsafe.pop()
-            unsafe[-1] |= closed_unsafe
-        elif tok == "|":
-            unsafe[-1], alts = True, alts + 1
-        elif tok[0] in "*+?" or m[1] is not None and tok[:2] != "{}":  # m[1..3]: the {min,max} parts
-            lo = {"*": 0, "+": 1, "?": 0}.get(tok[0], int(m[1] or 0))
-            hi = {"*": -1, "+": -1, "?": 1}.get(tok[0], int(m[3]) if m[3] else -1 if m[2] else lo)  # -1: no max
-            if after_unsafe_group and hi != 1:
-                raise ValueError("regex repeats a group that itself repeats or alternates"
-                                 " (exponential backtracking); flatten it")
-            unsafe[-1] = True  # any quantifier makes the enclosing group unsafe to repeat
-            if lo != hi:  # `?` is a two-way choice like `|`; a repetition multiplies by len(text)
-                alts, reps = (alts + 1, reps) if hi == 1 else (alts, reps + 1)
-        after_unsafe_group = closed_unsafe
-    return reps, alts
-
-
 @functools.lru_cache(maxsize=256)
 def _compile_regex(source: str) -> _Regex:
     """Check and compile a pattern; ValueError says why it is refused."""
-    reps, alts = _regex_shape(source)
+    reps, alts = regex_shape(source)
     try:  # re warns where it reads RE2 syntax differently, e.g. POSIX classes like [[:alpha:]]
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            pattern = re.compile(source)
-    except (re.error, FutureWarning) as err:
+        pattern = compile_regex(source)
+    except ValueError as err:
         raise ValueError(f"invalid regex {source!r}: {err}") from None
     affordable = int((_REGEX_BUDGET / 2.0**alts) ** (1 / (reps + 1))) - 1
     if affordable < 32:
