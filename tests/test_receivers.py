@@ -332,11 +332,13 @@ async def test_alertmanager_posts_a_list_of_alerts(client: httpx.AsyncClient) ->
                      annotations={"summary": "db down"}, starts_at=T0, ends_at=T0 + 60)
     with respx.mock(assert_all_called=True) as mock:
         route = mock.post(f"{AM_URL}/api/v2/alerts").respond(200)
-        await AlertmanagerIntegration(AM_URL + "/").notify(group(alert(), resolved), client)
+        clock = FakeClock(T0 + 120)
+        await AlertmanagerIntegration(AM_URL + "/", clock=clock).notify(group(alert(), resolved), client)
     assert body_of(route) == [
+        # Firing: valid for four resend periods from now, so a dead daemon's alerts time out.
         {"labels": {"alertname": "ApiHealthFailing", "check": "api_health", "severity": "critical"},
          "annotations": {"summary": "api_health is failing", "runbook_url": "https://runbooks.example/ApiHealthFailing"},
-         "startsAt": T0_TEXT, "generatorURL": f"{EXTERNAL}/checks/api_health"},
+         "startsAt": T0_TEXT, "endsAt": "2023-11-14T22:19:20Z", "generatorURL": f"{EXTERNAL}/checks/api_health"},
         {"labels": {"alertname": "Down", "check": "db"}, "annotations": {"summary": "db down"},
          "startsAt": T0_TEXT, "endsAt": "2023-11-14T22:14:20Z", "generatorURL": ""},
     ]

@@ -162,6 +162,15 @@ class Dispatcher:
         """Every group that told a receiver something: what a reload hands the next dispatcher."""
         return {record_id(gid): g.to_record() for gid, g in self._groups.items() if g.sent_firing is not None}
 
+    def told_firing(self, receiver: str) -> list[Alert]:
+        """The alerts ``receiver`` was last told are firing (across its groups), for
+        integrations that must keep hearing about them (Alertmanager forwarding)."""
+        found: dict[str, Alert] = {}
+        for group in self._groups.values():
+            if group.route.receiver == receiver:
+                found.update(group.told)
+        return [found[fp] for fp in sorted(found)]
+
     def take_records(self) -> dict[str, GroupRecord | None]:
         """Record changes since the last call (None: delete), for the store."""
         dirty, self._dirty = self._dirty, {}

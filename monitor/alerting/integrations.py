@@ -65,5 +65,5 @@ def build_integration(entry: Lenient) -> Integration:
         return WebhookIntegration(entry.url.get_secret_value(), hmac_secret=secret,
                                   send_resolved=entry.send_resolved, max_alerts=entry.max_alerts, timeout=timeout)
     if isinstance(entry, AlertmanagerForwardConfig):
-        return AlertmanagerIntegration(entry.url, timeout=timeout)
+        return AlertmanagerIntegration(entry.url, timeout=timeout, send_resolved=entry.send_resolved)
     raise TypeError(f"no integration for {type(entry).__name__}")

@@ -23,6 +23,7 @@ from monitor.alerting.inhibition import Inhibitor, InhibitRule
 from monitor.alerting.integrations import Target, build_targets
 from monitor.alerting.model import Alert, Notification
 from monitor.alerting.outbox import Outbox
+from monitor.alerting.receivers.alertmanager import RESEND_INTERVAL
 from monitor.alerting.routing import RoutingTree
 from monitor.alerting.silences import SilenceBook
 from monitor.rules.alerts import Transition
@@ -61,6 +62,7 @@ class Notifier:
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._seq = 0
+        self._next_resend = 0.0
         # Record changes of a replaced dispatcher, written with the next flush.
         self._carried: dict[str, GroupRecord | None] = {}
 
@@ -139,10 +141,39 @@ class Notifier:
         self._seq = max(self._seq + 1, time.time_ns())
         return self._seq
 
+    def resend(self) -> None:
+        """Re-send what is firing to integrations that need to keep hearing it (Alertmanager,
+        which otherwise resolves an alert on its own once its endsAt passes)."""
+        if self._dispatcher is None:
+            return
+        now = self._now()
+        for receiver, targets in self._targets.items():
+            resending = [t for t in targets if getattr(t.integration, "resends", False)]
+            alerts = self._dispatcher.told_firing(receiver) if resending else []
+            if not alerts:
+                continue
+            notification = Notification(receiver=receiver, group_key=f"{{}}/resend:{receiver}", group_labels={},
+                                        alerts=alerts, external_url=self._external_url)
+            for target in resending:
+                self._outbox.resend(OutboxEntry(id=secrets.token_hex(16), seq=self._next_seq(), target=target.name,
+                                                payload=notification.to_record(), created_at=now))
+
+    def _resends_due_in(self) -> float | None:
+        if not any(getattr(t.integration, "resends", False) for ts in self._targets.values() for t in ts):
+            return None
+        now = self._now()
+        if now >= self._next_resend:
+            self.resend()
+            self._next_resend = now + RESEND_INTERVAL
+        return self._next_resend - now
+
     async def _loop(self) -> None:
         while True:
             wakeup = self._dispatcher.next_wakeup() if self._dispatcher is not None else None
             timeout = None if wakeup is None else max(wakeup - self._now(), 0.0)
+            resend_in = self._resends_due_in()
+            if resend_in is not None:
+                timeout = resend_in if timeout is None else min(timeout, resend_in)
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout)
             except TimeoutError:

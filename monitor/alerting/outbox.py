@@ -100,6 +100,9 @@ class Outbox:
         self._client: httpx.AsyncClient | None = None
         self._pruned_at = 0.0
         self._stopped = False
+        # Re-sends (Alertmanager forwarding) live in memory only: the next one is due in a
+        # minute anyway, so persisting or retrying them would only queue stale copies.
+        self._ephemeral: set[str] = set()
 
     def configure(self, targets: Iterable[Target]) -> None:
         """The integrations to deliver with; entries for a target no longer configured fail."""
@@ -125,6 +128,19 @@ class Outbox:
             self._queues[entry.target].append(entry)
             self._wake[entry.target].set()
             self._gauge(entry.target)
+
+    def resend(self, entry: OutboxEntry) -> None:
+        """Queue an in-memory re-send; one waiting per target is enough (it replaces an older)."""
+        if self._stopped:
+            return
+        self._ensure_worker(entry.target)
+        queue = self._queues[entry.target]
+        if len(queue) > 1 and queue[-1].id in self._ephemeral:
+            self._ephemeral.discard(queue.pop().id)
+        self._ephemeral.add(entry.id)
+        queue.append(entry)
+        self._wake[entry.target].set()
+        self._gauge(entry.target)
 
     def pending(self) -> int:
         return sum(len(q) for q in self._queues.values())
@@ -185,7 +201,7 @@ class Outbox:
                 done = False
                 await asyncio.sleep(1.0)
             if done:
-                queue.popleft()
+                self._ephemeral.discard(queue.popleft().id)
                 self._gauge(name)
 
     async def _attempt(self, name: str, entry: OutboxEntry) -> bool:
@@ -219,6 +235,8 @@ class Outbox:
     async def _claim(self, entry: OutboxEntry, lease: float) -> bool:
         """Take the entry. A live claim by someone else (a crashed run's, or another
         replica's) is waited out once; if it is still not ours after that, it is theirs."""
+        if entry.id in self._ephemeral:
+            return True
         for attempt in range(2):
             now = self._clock.time()
             if await self._store_call(lambda: self._store.claim_outbox(entry.id, now, now + lease)):
@@ -231,6 +249,10 @@ class Outbox:
     async def _failed(self, target: Target, entry: OutboxEntry, err: DeliveryError) -> bool:
         attempts = entry.attempts + 1
         now = self._clock.time()
+        if entry.id in self._ephemeral:
+            self._metrics.sent.labels(target.receiver, target.kind, "failed").inc()
+            log.info("notification_resend_failed", receiver=target.receiver, integration=target.kind, error=str(err))
+            return True
         if err.permanent or now - entry.created_at >= GIVE_UP_AFTER:
             reason = str(err) if err.permanent else f"gave up after {attempts} attempts: {err}"
             await self._finish(entry, "failed", reason, receiver=target.receiver, kind=target.kind)
@@ -249,7 +271,8 @@ class Outbox:
 
     async def _finish(self, entry: OutboxEntry, outcome: str, error: str = "", *, receiver: str, kind: str) -> None:
         at = self._clock.time()
-        await self._store_call(lambda: self._store.finish_outbox(entry.id, outcome, at, error))
+        if entry.id not in self._ephemeral:
+            await self._store_call(lambda: self._store.finish_outbox(entry.id, outcome, at, error))
         self._metrics.sent.labels(receiver, kind, outcome).inc()
 
     async def _store_call(self, call: Callable[[], Awaitable[T]]) -> T:

@@ -9,38 +9,51 @@ from typing import Any
 import httpx
 
 from monitor.alerting.model import Alert, Notification
-from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, post, rfc3339
+from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, only_wanted, post, rfc3339
+from monitor.clock import Clock, SystemClock
+
+# Prometheus re-sends firing alerts every minute (--rules.alert.resend-delay) and marks each
+# valid for four such periods: an Alertmanager that stops hearing about an alert (because
+# this daemon died) resolves it by itself a few minutes later instead of paging forever.
+RESEND_INTERVAL = 60.0
+VALID_FOR = 4 * RESEND_INTERVAL
 
 
 class AlertmanagerIntegration:
-    """Posts every alert of the notification, firing and resolved.
+    """Posts every alert of the notification, firing and resolved, as Prometheus does.
 
-    Resolved alerts are sent with ``endsAt`` so Alertmanager resolves them now instead of
-    after its resolve_timeout. Firing ones go without it; Alertmanager then expects them
-    re-sent periodically, which the outbox's repeat_interval does.
+    Resolved alerts carry their real ``endsAt`` so Alertmanager resolves them now. Firing
+    ones carry ``endsAt`` = send time + VALID_FOR; the notifier re-sends them every
+    RESEND_INTERVAL while they fire (``resends = True``).
     """
 
     name = "alertmanager"
+    resends = True
 
-    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT, send_resolved: bool = True,
+                 clock: Clock | None = None) -> None:
         self.url = url
         self.timeout = timeout
+        self.send_resolved = send_resolved
+        self._clock = clock or SystemClock()
 
     @property
     def endpoint(self) -> str:
         return self.url.rstrip("/") + "/api/v2/alerts"
 
     async def notify(self, notification: Notification, client: httpx.AsyncClient) -> None:
-        if not notification.alerts:
+        wanted = only_wanted(notification, self.send_resolved)
+        if wanted is None:
             return
-        body = json.dumps(self.payload(notification), ensure_ascii=False).encode()
+        body = json.dumps(self.payload(wanted), ensure_ascii=False).encode()
         await post(client, self.endpoint, content=body, timeout=self.timeout)
 
     def payload(self, notification: Notification) -> list[dict[str, Any]]:
-        return [postable(a) for a in notification.alerts]
+        valid_until = self._clock.time() + VALID_FOR
+        return [postable(a, valid_until) for a in notification.alerts]
 
 
-def postable(alert: Alert) -> dict[str, Any]:
+def postable(alert: Alert, valid_until: float) -> dict[str, Any]:
     body: dict[str, Any] = {
         # Alertmanager rejects empty label values (400); in Prometheus an empty label is an
         # absent one, so dropping them changes nothing and keeps the alert deliverable.
@@ -49,6 +62,5 @@ def postable(alert: Alert) -> dict[str, Any]:
         "startsAt": rfc3339(alert.starts_at),
         "generatorURL": alert.generator_url,
     }
-    if alert.ends_at is not None:
-        body["endsAt"] = rfc3339(alert.ends_at)
+    body["endsAt"] = rfc3339(alert.ends_at if alert.ends_at is not None else valid_until)
     return body
