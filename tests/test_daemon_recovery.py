@@ -58,7 +58,8 @@ class RunningDaemon:
         """Poll until check ``name`` has at least ``count`` failed or timed-out runs."""
         deadline = time.monotonic() + timeout
         while True:
-            check = self.checks()[name]
+            # Absent until the daemon has applied its config (the API serves from the start).
+            check = self.checks().get(name, {"runs": {}})
             failed = check["runs"].get("failure", 0) + check["runs"].get("timeout", 0)
             if failed >= count:
                 return check
