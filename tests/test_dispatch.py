@@ -11,7 +11,8 @@ from monitor.alerting.dispatch import Dispatcher
 from monitor.alerting.inhibition import InhibitRule, Inhibitor
 from monitor.alerting.model import Alert, Notification
 from monitor.alerting.routing import RoutingTree
-from monitor.alerting.silences import Silence, SilenceBook, SilenceMatcher
+from monitor.alerting.matchers import parse_matcher
+from monitor.alerting.silences import Silence, SilenceBook
 from monitor.clock import FakeClock
 
 T0 = 1_700_000_000.0  # FakeClock's default start
@@ -256,8 +257,8 @@ def test_continue_routes_notify_each_matching_route_receiver() -> None:
 
 def test_inhibited_alerts_are_dropped() -> None:
     rule = InhibitRule(
-        source_matchers=[SilenceMatcher("alertname", "DatabaseDown")],
-        target_matchers=[SilenceMatcher("alertname", "ApiDown")],
+        source_matchers=[parse_matcher('alertname="DatabaseDown"')],
+        target_matchers=[parse_matcher('alertname="ApiDown"')],
         equal=["env"],
     )
     clock = FakeClock()
@@ -278,7 +279,7 @@ def test_silenced_alerts_are_dropped_and_a_silenced_only_group_sends_nothing() -
     clock = FakeClock()
     book = SilenceBook()
     book.add(
-        Silence(matchers=[SilenceMatcher("instance", "1")], starts_at=T0, ends_at=T0 + 3600, created_by="t", comment="c"),
+        Silence(matchers=[parse_matcher('instance="1"')], starts_at=T0, ends_at=T0 + 3600, created_by="t", comment="c"),
         T0,
     )
     d = make(make_tree(ROUTE), clock, silences=book)

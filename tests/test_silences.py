@@ -17,7 +17,6 @@ from monitor.alerting.silences import (
     DEFAULT_RETENTION,
     Silence,
     SilenceBook,
-    SilenceMatcher,
     SilenceNotFound,
     format_rfc3339,
     parse_matcher_args,
@@ -112,13 +111,12 @@ def test_matcher_speaks_api_v2(op: Any, api: dict[str, bool]) -> None:
     assert (matcher.is_regex, matcher.is_equal) == (api["isRegex"], api["isEqual"])
 
 
-def test_the_old_silence_matcher_constructor_makes_plain_matchers() -> None:
-    # Kept for callers not yet moved (inhibition); no matching code of its own.
-    assert SilenceMatcher("check", "api.*", is_regex=True, is_equal=False) == Matcher("check", "!~", "api.*")
+def test_silence_matchers_from_api_fields_are_plain_matchers() -> None:
+    assert silence_matcher("check", "api.*", is_regex=True, is_equal=False) == Matcher("check", "!~", "api.*")
     with pytest.raises(ValueError, match="invalid label name"):
-        SilenceMatcher("bad-name", "x")
+        silence_matcher("bad-name", "x")
     with pytest.raises(ValueError, match="exponential backtracking"):
-        SilenceMatcher("check", "(a+)+", is_regex=True)
+        silence_matcher("check", "(a+)+", is_regex=True)
 
 
 # ---- the regex guard (every matcher regex: config, API, CLI) ----------------------------

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from monitor.alerting.silences import SilenceMatcher
+from monitor.alerting.matchers import Matcher
 
 
 @dataclass(frozen=True)
 class InhibitRule:
-    source_matchers: Sequence[SilenceMatcher]
-    target_matchers: Sequence[SilenceMatcher]
+    source_matchers: Sequence[Matcher]
+    target_matchers: Sequence[Matcher]
     equal: Sequence[str] = ()
 
     def __post_init__(self) -> None:

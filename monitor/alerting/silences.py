@@ -20,9 +20,9 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from monitor.alerting.matchers import Matcher, api_operator
+from monitor.alerting.matchers import Matcher
 from monitor.regex_guard import shown
 
 SilenceState = Literal["pending", "active", "expired"]
@@ -53,23 +53,6 @@ def silence_matcher(name: str, value: str, is_regex: bool = False, is_equal: boo
 def _check_label_name(name: str) -> None:
     if not _LABEL_NAME.fullmatch(name):
         raise ValueError(f"invalid label name {name!r}")
-
-
-# Deprecated: the old name, kept only for code not yet moved to Matcher (inhibition.py's
-# annotations, tests calling ``SilenceMatcher(name, value, is_regex, is_equal)``). For type
-# checkers it *is* Matcher, so ``Sequence[SilenceMatcher]`` accepts the matchers config builds;
-# at run time it is a constructor with the old signature that makes a plain Matcher in all
-# but name (no matching code of its own; equal to the Matcher with the same fields).
-if TYPE_CHECKING:
-    SilenceMatcher = Matcher
-else:
-
-    class SilenceMatcher(Matcher):
-        __slots__ = ()
-
-        def __init__(self, name: str, value: str, is_regex: bool = False, is_equal: bool = True) -> None:
-            _check_label_name(name)
-            super().__init__(name, api_operator(is_regex, is_equal), value)
 
 
 _MATCHER_ARG = re.compile(r"\s*([^=!~\s]+)\s*(=~|!~|!=|=)(.*)", re.DOTALL)
