@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,11 @@ def write_config(tmp_path: Path, port: int, redis_url: str, sink: ReceiverSink) 
         "groups:\n  - name: redis\n    rules:\n"
         "      - {alert: RedisDown, check: cache, expr: '!up', labels: {severity: critical},"
         " annotations: {summary: 'cache is down'}}\n")
+
+
+def _metrics(daemon: RunningDaemon) -> str:
+    with urllib.request.urlopen(f"{daemon.base_url}/metrics", timeout=5.0) as response:
+        return response.read().decode()
 
 
 def kill(daemon: RunningDaemon) -> None:
@@ -115,6 +121,10 @@ def test_one_trigger_and_one_resolve_per_receiver_across_two_kill_9(
         assert got["/hook"][1]["status"] == "resolved"
         assert got["/hook"][1]["groupKey"] == got["/hook"][0]["groupKey"]
         assert alerts(third) == {}
+        metrics = _metrics(third)
+        assert 'monitor_notifications_total{integration="pagerduty",outcome="delivered",receiver="oncall"} 1.0' in metrics
+        assert 'monitor_notification_queue_length{integration="webhook",receiver="oncall"} 0.0' in metrics
+        assert 'monitor_notification_delivery_seconds_count{integration="slack",receiver="oncall"} 1.0' in metrics
         # Signed with the configured secret, which never shows in the daemon's log.
         hook = sink.accepted("/hook")[-1]
         assert hook.headers.get("X-Monitor-Signature", "").startswith("sha256=")
