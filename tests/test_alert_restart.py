@@ -3,13 +3,14 @@ daemon itself killed while alerts are pending and firing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,25 @@ def start(tmp_path: Path, port: int, run: int) -> RunningDaemon:
     return RunningDaemon(proc, f"http://127.0.0.1:{port}", stderr_path)
 
 
+@contextlib.contextmanager
+def daemon_runs(tmp_path: Path, port: int) -> Iterator[Callable[[], RunningDaemon]]:
+    """``start()`` runs the daemon on tmp_path/main.yaml again (run 1, 2, ...); whatever
+    still runs at the end is killed."""
+    daemons: list[RunningDaemon] = []
+
+    def start_next() -> RunningDaemon:
+        daemons.append(start(tmp_path, port, len(daemons) + 1))
+        return daemons[-1]
+
+    try:
+        yield start_next
+    finally:
+        for daemon in daemons:
+            if daemon.proc.poll() is None:
+                daemon.proc.kill()
+                daemon.proc.wait(10)
+
+
 def events(daemon: RunningDaemon, name: str) -> list[str]:
     return [e["event"] for e in daemon.events() if e.get("alert") == name]
 
@@ -86,10 +106,8 @@ def test_alerts_survive_sigkill_and_resolve_after_restart(tmp_path: Path, redis_
     (tmp_path / "checks.yaml").write_text(
         f"checks:\n  - {{name: cache, kind: redis, url: '{redis_server.url}', interval: 1s, timeout: 1s}}\n")
     (tmp_path / "rules.yaml").write_text(RULES)
-    daemons: list[RunningDaemon] = []
-    try:
-        first = start(tmp_path, port, 1)
-        daemons.append(first)
+    with daemon_runs(tmp_path, port) as start_next:
+        first = start_next()
         first.wait_for("cache", up=True)
         redis_server.kill()
         before = wait(lambda: two_alerts(first), first)
@@ -98,8 +116,7 @@ def test_alerts_survive_sigkill_and_resolve_after_restart(tmp_path: Path, redis_
 
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait(10)
-        second = start(tmp_path, port, 2)
-        daemons.append(second)
+        second = start_next()
         # Straight from the store, before any new result: same states, same activeAt.
         after = wait(lambda: two_alerts(second), second)
         for name in ("RedisDown", "RedisDownForAnHour"):
@@ -112,12 +129,6 @@ def test_alerts_survive_sigkill_and_resolve_after_restart(tmp_path: Path, redis_
         second.proc.send_signal(signal.SIGKILL)
         second.proc.wait(10)
         redis_server.restart()
-        third = start(tmp_path, port, 3)
-        daemons.append(third)
+        third = start_next()
         wait(lambda: alerts(third) == {}, third)
         assert events(third, "RedisDown") == ["alert_resolved"]
-    finally:
-        for daemon in daemons:
-            if daemon.proc.poll() is None:
-                daemon.proc.kill()
-                daemon.proc.wait(10)

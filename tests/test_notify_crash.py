@@ -19,7 +19,7 @@ import pytest
 
 from tests.receiver_sink import ReceiverSink
 from tests.servers import RedisServer, free_port, running_redis
-from tests.test_alert_restart import alerts, start, wait
+from tests.test_alert_restart import alerts, daemon_runs, wait
 from tests.test_daemon_recovery import RunningDaemon
 
 ALERTING = """
@@ -81,10 +81,8 @@ def test_one_trigger_and_one_resolve_per_receiver_across_two_kill_9(
         tmp_path: Path, redis_server: RedisServer, sink: ReceiverSink) -> None:
     port = free_port()
     write_config(tmp_path, port, redis_server.url, sink)
-    daemons: list[RunningDaemon] = []
-    try:
-        first = start(tmp_path, port, 1)
-        daemons.append(first)
+    with daemon_runs(tmp_path, port) as start_next:
+        first = start_next()
         first.wait_for("cache", up=True)
         redis_server.kill()
         wait(lambda: alerts(first).get("RedisDown", {}).get("state") == "firing", first)
@@ -94,8 +92,7 @@ def test_one_trigger_and_one_resolve_per_receiver_across_two_kill_9(
         kill(first)
 
         sink.default = "200"  # the receivers come back while the daemon is dead
-        second = start(tmp_path, port, 2)
-        daemons.append(second)
+        second = start_next()
         wait(lambda: all(len(v) == 1 for v in by_path(sink).values()), second, timeout=40)
         second.wait_for_failed_runs("cache", 3)  # it keeps evaluating the firing alert...
         time.sleep(2.5)  # ...over more than two group intervals: nothing new to tell
@@ -109,8 +106,7 @@ def test_one_trigger_and_one_resolve_per_receiver_across_two_kill_9(
         # Killed again while firing; the target recovers while nobody watches.
         kill(second)
         redis_server.restart()
-        third = start(tmp_path, port, 3)
-        daemons.append(third)
+        third = start_next()
         wait(lambda: all(len(v) == 2 for v in by_path(sink).values()), third, timeout=40)
         time.sleep(2.5)
         got = by_path(sink)
@@ -128,10 +124,5 @@ def test_one_trigger_and_one_resolve_per_receiver_across_two_kill_9(
         # Signed with the configured secret, which never shows in the daemon's log.
         hook = sink.accepted("/hook")[-1]
         assert hook.headers.get("X-Monitor-Signature", "").startswith("sha256=")
-        logs = "".join(d.stderr() for d in daemons)
+        logs = "".join(d.stderr() for d in (first, second, third))
         assert "rk-secret" not in logs and "hmac-secret" not in logs
-    finally:
-        for daemon in daemons:
-            if daemon.proc.poll() is None:
-                daemon.proc.kill()
-                daemon.proc.wait(10)
