@@ -531,10 +531,6 @@ async def test_entries_of_a_removed_target_fail_without_being_sent(store: Sqlite
     assert keys(sink) == ["c"] and sink.received[0].path == "/other"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "outbox.py _gauge(): for a target no longer configured the integration label is taken from the "
-    "target name ('webhook_configs'), not the integration kind ('webhook') the series was set under, "
-    "so monitor_notification_queue_length{integration='webhook'} stays at its last value forever"))
 async def test_queue_length_of_a_removed_target_drops_to_zero(store: SqliteStore, sink: ReceiverSink,
                                                              registry: CollectorRegistry,
                                                              make_outbox: OutboxFactory) -> None:
@@ -552,10 +548,6 @@ async def test_queue_length_of_a_removed_target_drops_to_zero(store: SqliteStore
     assert queued(registry) in (0.0, None)  # zero, or the series removed
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "outbox.py _work(): configure() sets the worker's wake event while it is sending; after the send "
-    "fails, the backoff branch calls wake.clear() before waiting, so the removal is lost and the "
-    "entry waits out its whole backoff (up to RETRY_AFTER_MAX) before being failed"))
 async def test_a_target_removed_during_a_send_does_not_wait_out_the_backoff(
         store: SqliteStore, sink: ReceiverSink, registry: CollectorRegistry, make_outbox: OutboxFactory,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -593,10 +585,6 @@ async def test_a_temporary_failure_a_day_late_is_failed(store: SqliteStore, sink
     assert sent(registry, "failed") == 1 and sent(registry, "retried") == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "outbox.py retry_delay(): BACKOFF_FIRST * 2 ** (attempts - 1) raises OverflowError from "
-    "attempts=1025 (int too large for float) before min() caps it; in _failed() that skips "
-    "retry_outbox, so the attempt is not recorded, not counted, and the claim stays held"))
 async def test_a_long_retried_entry_still_records_its_retries(store: SqliteStore, sink: ReceiverSink,
                                                               registry: CollectorRegistry,
                                                               make_outbox: OutboxFactory) -> None:
@@ -647,9 +635,6 @@ def test_retry_delay_follows_the_module_settings(monkeypatch: pytest.MonkeyPatch
         [0.01, 0.02, 0.04, 0.04, 0.04])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "outbox.py retry_delay() line 'step = min(BACKOFF_FIRST * 2 ** max(attempts - 1, 0), BACKOFF_MAX)': "
-    "2 ** 1024 does not fit a float, OverflowError instead of the BACKOFF_MAX cap"))
 def test_retry_delay_is_capped_for_any_number_of_attempts() -> None:
     for attempts in (1025, 1100, 10_000):
         assert retry_delay(attempts, None, rand=lambda: 1.0) == outbox_mod.BACKOFF_MAX

@@ -61,7 +61,8 @@ def retry_delay(attempts: int, retry_after: float | None, rand: Callable[[], flo
     """
     if retry_after is not None:
         return min(max(retry_after, 0.0), RETRY_AFTER_MAX)
-    step = min(BACKOFF_FIRST * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+    # The exponent is capped first: 2.0 ** 1024 overflows a float long before min() could.
+    step = min(BACKOFF_FIRST * 2.0 ** min(max(attempts - 1, 0), 64), BACKOFF_MAX)
     return float(step / 2 + rand() * step / 2)
 
 
@@ -94,6 +95,9 @@ class Outbox:
         self._metrics = metrics
         self._clock = clock or SystemClock()
         self._targets: dict[str, Target] = {}
+        # (receiver, integration) labels of every target ever seen, so a removed target's
+        # metrics are still reported (and its queue gauge brought to zero) under its labels.
+        self._labels: dict[str, tuple[str, str]] = {}
         self._queues: dict[str, deque[OutboxEntry]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -107,6 +111,7 @@ class Outbox:
     def configure(self, targets: Iterable[Target]) -> None:
         """The integrations to deliver with; entries for a target no longer configured fail."""
         self._targets = {t.name: t for t in targets}
+        self._labels.update((t.name, (t.receiver, t.kind)) for t in self._targets.values())
         if self._stopped:
             return
         for name in set(self._targets) | set(self._queues):
@@ -185,15 +190,14 @@ class Outbox:
                 continue
             entry = queue[0]
             wait = entry.next_attempt_at - self._clock.time()
-            if wait > 0:
+            if wait > 0 and self._targets.get(name) is not None:
                 # Interruptible: a reload that removes this target must not wait out a backoff.
                 wake.clear()
                 try:
                     await asyncio.wait_for(wake.wait(), wait)
                 except TimeoutError:
                     pass
-                if self._targets.get(name) is not None:
-                    continue
+                continue
             try:
                 done = await self._attempt(name, entry)
             except Exception:  # a bug here must not kill the worker and strand its queue
@@ -208,8 +212,8 @@ class Outbox:
         """Try the entry once; True when it is finished (delivered, failed, or not ours)."""
         target = self._targets.get(name)
         if target is None:
-            await self._finish(entry, "failed", "receiver no longer configured", receiver=name.split("/")[0],
-                               kind="unknown")
+            receiver, kind = self._labels_of(name)
+            await self._finish(entry, "failed", "receiver no longer configured", receiver=receiver, kind=kind)
             return True
         timeout = getattr(target.integration, "timeout", DEFAULT_TIMEOUT)
         if not await self._claim(entry, timeout + LEASE_MARGIN):
@@ -287,10 +291,14 @@ class Outbox:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, STORE_RETRY_MAX)
 
+    def _labels_of(self, name: str) -> tuple[str, str]:
+        # A target never configured in this run (an entry left by an older config) is named
+        # after its config key: "receiver/webhook_configs/0" -> ("receiver", "webhook").
+        receiver, _, rest = name.rpartition("/")[0].rpartition("/")
+        return self._labels.get(name, (receiver, rest.removesuffix("_configs")))
+
     def _gauge(self, name: str) -> None:
-        receiver, _, rest = name.partition("/")
-        target = self._targets.get(name)
-        kind = target.kind if target is not None else rest.split("/")[0]
+        receiver, kind = self._labels_of(name)
         self._metrics.queued.labels(receiver, kind).set(len(self._queues[name]))
 
 
