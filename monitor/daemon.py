@@ -97,6 +97,9 @@ class Daemon:
     def now(self) -> float:
         return self.env.clock.time()
 
+    def notifications_waiting(self) -> list[tuple[str, int, str]]:
+        return self.outbox.waiting() if self.outbox is not None else []
+
     async def add_silence(self, silence: Silence) -> str:
         """Create or update a silence (SilenceBook.add's rules) and persist what changed.
 

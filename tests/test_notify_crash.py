@@ -68,6 +68,11 @@ def _metrics(daemon: RunningDaemon) -> str:
         return response.read().decode()
 
 
+def _page(daemon: RunningDaemon) -> str:
+    with urllib.request.urlopen(f"{daemon.base_url}/", timeout=5.0) as response:
+        return response.read().decode()
+
+
 def kill(daemon: RunningDaemon) -> None:
     daemon.proc.send_signal(signal.SIGKILL)
     daemon.proc.wait(10)
@@ -89,6 +94,8 @@ def test_one_trigger_and_one_resolve_per_receiver_across_two_kill_9(
         # The page is decided and committed, but every receiver answers 503: it is retried.
         wait(lambda: {r.path for r in sink.received} >= {"/pd", "/slack", "/hook"}, first, timeout=15)
         assert sink.accepted() == []
+        # The status page says which receiver is holding pages back, and why.
+        wait(lambda: "oncall/pagerduty_configs/0: 1 waiting — HTTP 503" in _page(first), first)
         kill(first)
 
         sink.default = "200"  # the receivers come back while the daemon is dead

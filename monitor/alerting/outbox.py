@@ -150,6 +150,11 @@ class Outbox:
     def pending(self) -> int:
         return sum(len(q) for q in self._queues.values())
 
+    def waiting(self) -> list[tuple[str, int, str]]:
+        """(target, entries queued, the oldest one's last error) for every non-empty queue:
+        what the status page shows while a receiver is not taking pages."""
+        return [(name, len(q), q[0].last_error) for name, q in sorted(self._queues.items()) if q]
+
     async def stop(self) -> None:
         self._stopped = True
         workers = list(self._workers.values())

@@ -41,6 +41,7 @@ class DaemonView(Protocol):
     def now(self) -> float: ...
     async def add_silence(self, silence: Silence) -> str: ...
     async def expire_silence(self, silence_id: str) -> None: ...
+    def notifications_waiting(self) -> list[tuple[str, int, str]]: ...
 
 
 def error(status: int, message: str) -> web.Response:
@@ -137,7 +138,8 @@ def build_app(daemon: DaemonView) -> web.Application:
     async def index(request: web.Request) -> web.Response:
         now = time.time()
         page = status_page(daemon.statuses.all(), now, list(daemon.engine.alerts.values()),
-                           lambda labels: bool(daemon.silences.silenced_by(labels, now)))
+                           lambda labels: bool(daemon.silences.silenced_by(labels, now)),
+                           daemon.notifications_waiting())
         return web.Response(text=page, content_type="text/html")
 
     def mutating(handler: Handler) -> Handler:

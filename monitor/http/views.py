@@ -74,10 +74,21 @@ def _alert_rows(alerts: list[AlertRecord], silenced: Callable[[dict[str, str]], 
             + "".join(rows) + "</table>")
 
 
+def _waiting(waiting: list[tuple[str, int, str]]) -> str:
+    """Notifications not yet taken by their receiver: the first thing to know when a page
+    did not arrive."""
+    if not waiting:
+        return ""
+    items = "".join(f"<li>{escape(target)}: {count} waiting{' — ' + escape(error) if error else ''}</li>"
+                    for target, count, error in waiting)
+    return f"<div class=warn><b>Notifications waiting for their receiver</b><ul>{items}</ul></div>"
+
+
 def status_page(statuses: list[CheckStatus], now: float, alerts: list[AlertRecord] | None = None,
-                silenced: Callable[[dict[str, str]], bool] = lambda labels: False) -> str:
-    """What an on-call engineer opens first: alerts on top (silenced ones marked), then
-    every check, down ones first."""
+                silenced: Callable[[dict[str, str]], bool] = lambda labels: False,
+                waiting: list[tuple[str, int, str]] | None = None) -> str:
+    """What an on-call engineer opens first: notifications stuck on the way out, alerts
+    (silenced ones marked), then every check, down ones first."""
     alerts = alerts or []
     rows = []
     for status in sorted(statuses, key=lambda s: (s.last is not None and s.last.up, s.check.name)):
@@ -104,9 +115,10 @@ body{{font:14px system-ui,sans-serif;margin:2em}} table{{border-collapse:collaps
 td,th{{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left}}
 tr.down .state{{color:#fff;background:#c62828;font-weight:bold}} tr.up .state{{color:#2e7d32;font-weight:bold}}
 tr.pending .state{{color:#777}} tr.firing .state{{color:#fff;background:#c62828;font-weight:bold}}
-tr.silenced .state{{color:#555;background:#eee}}</style></head><body>
+tr.silenced .state{{color:#555;background:#eee}} .warn{{background:#fff3e0;border-left:4px solid #ef6c00;padding:4px 12px}}
+</style></head><body>
 <h1>monitor — {title}</h1><p>{len(statuses)} checks · {len(alerts)} alerts · <a href="/metrics">metrics</a> ·
 <a href="/api/v1/checks">checks API</a> · <a href="/api/v1/alerts">alerts API</a> · <a href="/api/v1/silences">silences</a></p>
-<h2>Alerts</h2>{_alert_rows(alerts, silenced, now)}<h2>Checks</h2>
+{_waiting(waiting or [])}<h2>Alerts</h2>{_alert_rows(alerts, silenced, now)}<h2>Checks</h2>
 <table><tr><th>check</th><th>kind</th><th>state</th><th>value</th><th>latency</th><th>last run</th><th>labels</th><th>error</th></tr>
 {''.join(rows)}</table></body></html>"""
