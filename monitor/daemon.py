@@ -224,7 +224,7 @@ class Daemon:
             await self.scheduler.stop(SHUTDOWN_GRACE)
             for task in list(self._tasks):
                 task.cancel()
-            await self.notifier.stop()
+            await self.notifier.stop(SHUTDOWN_GRACE)
             await self.engine.stop()
             await self.writer.stop()
             await self.store.close()

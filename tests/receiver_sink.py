@@ -26,7 +26,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
-    answer: str  # what the sink did: "200", "500", "429", "hang", "reset"
+    answer: str  # what the sink did: "200", "500", "429:N", "delay:S", "hang", "reset"
 
     @property
     def json(self) -> Any:
@@ -38,7 +38,8 @@ class Received:
 
 
 class ReceiverSink:
-    """``answers``: e.g. ["500", "429:2", "hang", "reset", "200"]; "429:N" sends Retry-After N."""
+    """``answers``: e.g. ["500", "429:2", "delay:0.5", "hang", "reset", "200"]; "429:N" sends
+    Retry-After N, "delay:S" answers 200 after S seconds."""
 
     def __init__(self, default: str = "200") -> None:
         self.default = default
@@ -60,6 +61,9 @@ class ReceiverSink:
                 if answer == "hang":
                     sink._release.wait()
                     return
+                if answer.startswith("delay:"):
+                    sink._release.wait(float(answer.partition(":")[2]))
+                    answer = "200"
                 if answer == "reset":
                     # SO_LINGER 0: close sends RST, the client sees a reset, not a clean EOF.
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -440,6 +440,37 @@ async def test_a_new_outbox_delivers_what_the_previous_one_left(store: SqliteSto
     assert sent(second_registry, "delivered") == 2
 
 
+async def test_stop_finishes_the_delivery_in_hand_so_a_restart_does_not_resend(
+        store: SqliteStore, sink: ReceiverSink, make_outbox: OutboxFactory, registry: CollectorRegistry) -> None:
+    # SIGTERM just as a page is being accepted (bench/latency.py hit this): stopping must
+    # let the send finish and be marked, or the next run pages again.
+    target = webhook(sink)
+    sink.answers.extend(["delay:0.5"])
+    box = await make_outbox([target])
+    await commit(store, entry("a", 1, target))
+    box.add([entry("a", 1, target)])
+    await until(lambda: len(sink.received) == 1, "the send to start")
+    await box.stop(grace=5.0)
+    assert sent(registry, "delivered") == 1
+    assert await store.load_outbox() == []
+    again = await make_outbox([target], registry_=CollectorRegistry())
+    assert again.pending() == 0
+    assert keys(sink) == ["a"]
+
+
+async def test_stop_gives_up_on_a_hanging_send_after_the_grace(
+        store: SqliteStore, sink: ReceiverSink, make_outbox: OutboxFactory) -> None:
+    target = webhook(sink, timeout=30.0)
+    sink.answers.extend(["hang"])
+    box = await make_outbox([target])
+    box.add(await commit(store, entry("a", 1, target)))
+    await until(lambda: len(sink.received) == 1, "the send to start")
+    started = time.monotonic()
+    await box.stop(grace=0.3)
+    assert time.monotonic() - started < 5.0  # not the 30 s timeout
+    assert [e.id for e in await store.load_outbox()] == ["ob-a"]  # still due: the next run sends it
+
+
 # --- 9. claimed by someone else ---------------------------------------------------------------
 
 async def test_a_live_claim_is_waited_out_then_delivered_once(store: SqliteStore, sink: ReceiverSink,

@@ -96,11 +96,12 @@ class Notifier:
         await self._outbox.start()
         self._task = asyncio.create_task(self._loop(), name="notifier")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop flushing; deliveries in hand get ``grace`` seconds to finish."""
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        await self._outbox.stop()
+        await self._outbox.stop(grace)
 
     def on_event(self, event: AlertEvent) -> None:
         """The engine's listener: only firing and resolved matter to receivers."""

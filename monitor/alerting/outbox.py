@@ -155,13 +155,22 @@ class Outbox:
         what the status page shows while a receiver is not taking pages."""
         return [(name, len(q), q[0].last_error) for name, q in sorted(self._queues.items()) if q]
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Let each worker finish the delivery in hand (up to ``grace`` seconds), then stop.
+
+        Cancelling a send that the receiver already accepted would leave it claimed but not
+        marked delivered, and the next run would page again (CONTRACT §1: SIGTERM finishes
+        in-flight deliveries). Workers idle or in backoff stop at once."""
         self._stopped = True
+        for wake in self._wake.values():
+            wake.set()
         workers = list(self._workers.values())
         self._workers.clear()
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        if workers:
+            _, late = await asyncio.wait(workers, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -188,7 +197,7 @@ class Outbox:
 
     async def _work(self, name: str) -> None:
         queue, wake = self._queues[name], self._wake[name]
-        while True:
+        while not self._stopped:
             if not queue:
                 wake.clear()
                 await wake.wait()
@@ -196,7 +205,8 @@ class Outbox:
             entry = queue[0]
             wait = entry.next_attempt_at - self._clock.time()
             if wait > 0 and self._targets.get(name) is not None:
-                # Interruptible: a reload that removes this target must not wait out a backoff.
+                # Interruptible: a reload that removes this target, or a shutdown, must not
+                # wait out a backoff.
                 wake.clear()
                 try:
                     await asyncio.wait_for(wake.wait(), wait)

@@ -136,28 +136,28 @@ async def probe(check: HttpCheck, deadline: float, env: ProbeEnv) -> Result:
         detail["tls"] = tls_detail
     if too_big:
         return Result.failed(
-            f"response body larger than max_body ({int(check.max_body)} bytes)", latency, detail, value=status
+            f"response body larger than max_body ({int(check.max_body)} bytes)", latency, detail, value=float(status)
         )
     body, body_error = _decode_body(raw, headers.get("content-type", ""))
     detail["body"] = body
 
     if not check.expect.status_ok(status):
         wanted = check.expect.status or "2xx"
-        return Result.failed(f"status {status}, expected {wanted}", latency, detail, value=status)
+        return Result.failed(f"status {status}, expected {wanted}", latency, detail, value=float(status))
     if check.expect.body_contains is not None and check.expect.body_contains not in raw.decode("utf-8", "replace"):
-        return Result.failed(f"body does not contain {check.expect.body_contains!r}", latency, detail, value=status)
+        return Result.failed(f"body does not contain {check.expect.body_contains!r}", latency, detail, value=float(status))
     expression = check.expect._expression
     if expression is not None:
         if body_error is not None and "body" in expression.program.variables():
-            return Result.failed(f"invalid JSON body: {body_error}", latency, detail, value=status)
+            return Result.failed(f"invalid JSON body: {body_error}", latency, detail, value=float(status))
         try:
             passed = expression.evaluate(
                 {"status": status, "body": body, "headers": headers, "latency": latency, "tls": tls_detail or {}}
             )
         except ExpressionError as err:
-            return Result.failed(f"expect.cel: {err}", latency, detail, value=status)
+            return Result.failed(f"expect.cel: {err}", latency, detail, value=float(status))
         if passed is not True:
-            return Result.failed(f"expect.cel is {_short(passed)}: {check.expect.cel}", latency, detail, value=status)
+            return Result.failed(f"expect.cel is {_short(passed)}: {check.expect.cel}", latency, detail, value=float(status))
     return Result(up=True, value=float(status), latency=latency, detail=detail)
 
 

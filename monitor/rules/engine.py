@@ -258,9 +258,12 @@ class RuleEngine:
 
     # --- side effects ----------------------------------------------------------------
     def _emit(self, event: AlertEvent) -> None:
-        if event.transition in (Transition.FIRING, Transition.RESOLVED):
-            log.warning("alert_" + event.transition.value, alert=event.alert.alertname, check=event.alert.check,
-                        value=event.alert.value)
+        # Firing is worth a warning in the log; resolving is good news (and the value the
+        # record carries is the last one that fired, so it is not repeated here).
+        if event.transition is Transition.FIRING:
+            log.warning("alert_firing", alert=event.alert.alertname, check=event.alert.check, value=event.alert.value)
+        elif event.transition is Transition.RESOLVED:
+            log.info("alert_resolved", alert=event.alert.alertname, check=event.alert.check)
         for listener in self._listeners:
             try:
                 listener(event)
