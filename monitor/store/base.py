@@ -7,8 +7,11 @@ change survives ``kill -9``; if the process dies inside it, none of it happened.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from monitor.results import describe_exception, one_line
 
 
 @dataclass(frozen=True)
@@ -118,3 +121,20 @@ class Store(Protocol):
 
 class StoreError(Exception):
     pass
+
+
+def encode_json(where: str, what: str, value: dict[str, Any]) -> str:
+    """JSON text for a record column, or a one-line StoreError naming the store and record.
+
+    Called before a transaction starts, so a record that cannot be stored fails alone.
+    allow_nan=False: NaN is not JSON and PostgreSQL's jsonb refuses it; both stores fail alike."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as err:
+        raise StoreError(one_line(f"{where}: cannot encode {what}: {describe_exception(err)}")) from err
+
+
+def outbox_row(where: str, entry: OutboxEntry) -> tuple[Any, ...]:
+    """The outbox table's INSERT parameters, in both stores' column order."""
+    return (entry.id, entry.seq, entry.target, encode_json(where, f"outbox entry {entry.id}", entry.payload),
+            entry.created_at, entry.attempts, entry.next_attempt_at, entry.last_error)

@@ -23,7 +23,15 @@ from psycopg.types.json import Jsonb
 
 from monitor.dsn import dsn_secrets, without_secrets
 from monitor.results import describe_exception, one_line
-from monitor.store.base import AlertRecord, MinuteCount, OutboxEntry, StateChange, StoreError
+from monitor.store.base import (
+    AlertRecord,
+    MinuteCount,
+    OutboxEntry,
+    StateChange,
+    StoreError,
+    encode_json,
+    outbox_row,
+)
 
 T = TypeVar("T")
 Cursor = psycopg.AsyncCursor[TupleRow]
@@ -125,7 +133,7 @@ _SAVE_SILENCE = """
     ON CONFLICT (id) DO UPDATE SET record = excluded.record, ends_at = excluded.ends_at
 """
 # A plain INSERT: an id that is already there is an error, and rolls back the whole commit.
-# Payloads and records arrive as JSON text, encoded before the transaction (see _encode).
+# Payloads and records arrive as JSON text, encoded before the transaction (see base.encode_json).
 _INSERT_OUTBOX = """
     INSERT INTO {s}.outbox (id, seq, target, payload, created_at, attempts, next_attempt_at,
                             last_error)
@@ -195,8 +203,8 @@ class PostgresStore:
             return
         upserts = [_alert_params(record) for record in change.upsert]
         deletes = [(fingerprint,) for fingerprint in change.delete]
-        entries = [self._outbox_params(entry) for entry in change.outbox]
-        group_upserts = [(group_id, self._encode(f"notification group {group_id}", record))
+        entries = [outbox_row(self._where, entry) for entry in change.outbox]
+        group_upserts = [(group_id, encode_json(self._where, f"notification group {group_id}", record))
                          for group_id, record in change.groups.items() if record is not None]
         group_deletes = [group_id for group_id, record in change.groups.items() if record is None]
 
@@ -322,19 +330,6 @@ class PostgresStore:
         await self._run(work)
 
     # --- plumbing ---------------------------------------------------------------------------
-
-    def _outbox_params(self, entry: OutboxEntry) -> tuple[Any, ...]:
-        return (entry.id, entry.seq, entry.target,
-                self._encode(f"outbox entry {entry.id}", entry.payload), entry.created_at,
-                entry.attempts, entry.next_attempt_at, entry.last_error)
-
-    def _encode(self, what: str, value: dict[str, Any]) -> str:
-        # allow_nan=False: jsonb refuses NaN; saying so here, before the transaction, gives the
-        # same error as the SQLite store.
-        try:
-            return json.dumps(value, ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError, RecursionError) as err:
-            raise StoreError(one_line(f"{self._where}: cannot encode {what}: {describe_exception(err)}")) from err
 
     async def _migrate(self, cur: Cursor) -> None:
         # Replicas starting together would race on CREATE ... IF NOT EXISTS (it checks, then

@@ -19,7 +19,15 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from monitor.results import describe_exception, one_line
-from monitor.store.base import AlertRecord, MinuteCount, OutboxEntry, StateChange, StoreError
+from monitor.store.base import (
+    AlertRecord,
+    MinuteCount,
+    OutboxEntry,
+    StateChange,
+    StoreError,
+    encode_json,
+    outbox_row,
+)
 
 T = TypeVar("T")
 
@@ -194,8 +202,9 @@ class SqliteStore:
         # Encoded before the transaction starts: a bad record fails before anything is written.
         upserts = [_alert_params(record) for record in change.upsert]
         deletes = [(fingerprint,) for fingerprint in change.delete]
-        entries = [self._outbox_params(entry) for entry in change.outbox]
-        group_upserts = [(group_id, self._encode(f"notification group {group_id}", record))
+        where = f"sqlite state store {self._path}"
+        entries = [outbox_row(where, entry) for entry in change.outbox]
+        group_upserts = [(group_id, encode_json(where, f"notification group {group_id}", record))
                          for group_id, record in change.groups.items() if record is not None]
         group_deletes = [(group_id,) for group_id, record in change.groups.items() if record is None]
 
@@ -308,20 +317,6 @@ class SqliteStore:
         await self._call(work)
 
     # --- plumbing ---------------------------------------------------------------------------
-
-    def _outbox_params(self, entry: OutboxEntry) -> tuple[Any, ...]:
-        return (entry.id, entry.seq, entry.target,
-                self._encode(f"outbox entry {entry.id}", entry.payload), entry.created_at,
-                entry.attempts, entry.next_attempt_at, entry.last_error)
-
-    def _encode(self, what: str, value: dict[str, Any]) -> str:
-        # allow_nan=False: NaN is not JSON, and PostgreSQL's jsonb refuses it; fail alike here.
-        try:
-            return json.dumps(value, ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError, RecursionError) as err:
-            raise StoreError(one_line(
-                f"sqlite state store {self._path}: cannot encode {what}: {describe_exception(err)}"
-            )) from err
 
     def _connect(self) -> sqlite3.Connection:
         """Runs on the worker thread, so the connection belongs to it."""
