@@ -81,7 +81,7 @@ async def outboxes(store: SqliteStore) -> AsyncIterator[list[Outbox]]:
         yield made
     finally:
         for box in made:
-            await box.stop()
+            await box.stop(grace=0.5)  # a test's hanging send need not hold teardown for 5 s
 
 
 OutboxFactory = Callable[..., Awaitable[Outbox]]
