@@ -39,14 +39,35 @@ class Target:
         """The integration's short name for metrics and logs: slack, pagerduty, webhook..."""
         return self.integration.name
 
+    @property
+    def timeout(self) -> float:
+        return float(getattr(self.integration, "timeout", DEFAULT_TIMEOUT))
+
+    @property
+    def resends(self) -> bool:
+        """Whether it must keep hearing about firing alerts (Alertmanager forwarding)."""
+        return bool(getattr(self.integration, "resends", False))
+
+
+def target_name(receiver: str, config_key: str, index: int) -> str:
+    """``oncall/pagerduty_configs/0``: the name outbox entries are stored under."""
+    return f"{receiver}/{config_key}/{index}"
+
+
+def target_labels(name: str) -> tuple[str, str]:
+    """(receiver, integration) from a target name, for an entry whose target this config no
+    longer has: "oncall/webhook_configs/0" -> ("oncall", "webhook")."""
+    receiver, _, config_key = name.rpartition("/")[0].rpartition("/")
+    return receiver, config_key.removesuffix("_configs")
+
 
 def build_targets(config: AlertingConfig) -> dict[str, list[Target]]:
     """Every receiver's targets, by receiver name (a receiver with no integration has none)."""
     out: dict[str, list[Target]] = {}
     for receiver in config.receivers:
         out[receiver.name] = [
-            Target(f"{receiver.name}/{kind}/{index}", receiver.name, build_integration(entry))
-            for kind, index, entry in receiver.integrations()
+            Target(target_name(receiver.name, key, index), receiver.name, build_integration(entry))
+            for key, index, entry in receiver.integrations()
         ]
     return out
 

@@ -149,7 +149,7 @@ class Notifier:
             return
         now = self._now()
         for receiver, targets in self._targets.items():
-            resending = [t for t in targets if getattr(t.integration, "resends", False)]
+            resending = [t for t in targets if t.resends]
             alerts = self._dispatcher.told_firing(receiver) if resending else []
             if not alerts:
                 continue
@@ -159,8 +159,9 @@ class Notifier:
                 self._outbox.resend(OutboxEntry(id=secrets.token_hex(16), seq=self._next_seq(), target=target.name,
                                                 payload=notification.to_record(), created_at=now))
 
-    def _resends_due_in(self) -> float | None:
-        if not any(getattr(t.integration, "resends", False) for ts in self._targets.values() for t in ts):
+    def _resend_if_due(self) -> float | None:
+        """Re-send if a period has passed; seconds until the next one (None: nothing resends)."""
+        if not any(t.resends for targets in self._targets.values() for t in targets):
             return None
         now = self._now()
         if now >= self._next_resend:
@@ -172,7 +173,7 @@ class Notifier:
         while True:
             wakeup = self._dispatcher.next_wakeup() if self._dispatcher is not None else None
             timeout = None if wakeup is None else max(wakeup - self._now(), 0.0)
-            resend_in = self._resends_due_in()
+            resend_in = self._resend_if_due()
             if resend_in is not None:
                 timeout = resend_in if timeout is None else min(timeout, resend_in)
             try:

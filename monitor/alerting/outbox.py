@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
@@ -32,7 +31,7 @@ import httpx
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from monitor.alerting.integrations import Target
+from monitor.alerting.integrations import Target, target_labels
 from monitor.alerting.model import Notification
 from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, DeliveryError
 from monitor.clock import Clock, SystemClock
@@ -230,14 +229,14 @@ class Outbox:
             receiver, kind = self._labels_of(name)
             await self._finish(entry, "failed", "receiver no longer configured", receiver=receiver, kind=kind)
             return True
-        timeout = getattr(target.integration, "timeout", DEFAULT_TIMEOUT)
-        if not await self._claim(entry, timeout + LEASE_MARGIN):
+        if not await self._claim(entry, target.timeout + LEASE_MARGIN):
             return True
         assert self._client is not None
         try:
-            await target.integration.notify(Notification.from_record(entry.payload), self._client)
+            notification = Notification.from_record(entry.payload)
+            await target.integration.notify(notification, self._client)
         except DeliveryError as err:
-            return await self._failed(target, entry, err)
+            return await self._failed(target, entry, notification, err)
         except Exception as err:  # a bug in rendering: sending again would fail the same way
             log.exception("notification_render_failed", receiver=target.receiver, integration=target.kind)
             await self._finish(entry, "failed", one_line(f"{type(err).__name__}: {err}"),
@@ -247,7 +246,7 @@ class Outbox:
         await self._finish(entry, "delivered", receiver=target.receiver, kind=target.kind)
         self._metrics.latency.labels(target.receiver, target.kind).observe(max(now - entry.created_at, 0.0))
         log.info("notification_delivered", receiver=target.receiver, integration=target.kind,
-                 group=entry.payload.get("group_key"), status=_status(entry), attempts=entry.attempts + 1,
+                 group=notification.group_key, status=notification.status, attempts=entry.attempts + 1,
                  latency=round(now - entry.created_at, 3))
         return True
 
@@ -265,7 +264,8 @@ class Outbox:
                 await asyncio.sleep(lease)
         return False
 
-    async def _failed(self, target: Target, entry: OutboxEntry, err: DeliveryError) -> bool:
+    async def _failed(self, target: Target, entry: OutboxEntry, notification: Notification,
+                      err: DeliveryError) -> bool:
         attempts = entry.attempts + 1
         now = self._clock.time()
         if entry.id in self._ephemeral:
@@ -276,7 +276,7 @@ class Outbox:
             reason = str(err) if err.permanent else f"gave up after {attempts} attempts: {err}"
             await self._finish(entry, "failed", reason, receiver=target.receiver, kind=target.kind)
             log.error("notification_failed", receiver=target.receiver, integration=target.kind,
-                      group=entry.payload.get("group_key"), status=_status(entry), attempts=attempts, error=reason)
+                      group=notification.group_key, status=notification.status, attempts=attempts, error=reason)
             return True
         delay = retry_delay(attempts, err.retry_after)
         error = str(err)
@@ -285,7 +285,7 @@ class Outbox:
                                                 last_error=error)
         self._metrics.sent.labels(target.receiver, target.kind, "retried").inc()
         log.warning("notification_retry", receiver=target.receiver, integration=target.kind,
-                    group=entry.payload.get("group_key"), attempts=attempts, retry_in=round(delay, 2), error=error)
+                    group=notification.group_key, attempts=attempts, retry_in=round(delay, 2), error=error)
         return False
 
     async def _finish(self, entry: OutboxEntry, outcome: str, error: str = "", *, receiver: str, kind: str) -> None:
@@ -307,21 +307,11 @@ class Outbox:
                 delay = min(delay * 2, STORE_RETRY_MAX)
 
     def _labels_of(self, name: str) -> tuple[str, str]:
-        # A target never configured in this run (an entry left by an older config) is named
-        # after its config key: "receiver/webhook_configs/0" -> ("receiver", "webhook").
-        receiver, _, rest = name.rpartition("/")[0].rpartition("/")
-        return self._labels.get(name, (receiver, rest.removesuffix("_configs")))
+        # A target never configured in this run (an entry left by an older config) is
+        # labelled from its name.
+        return self._labels.get(name) or target_labels(name)
 
     def _gauge(self, name: str) -> None:
         receiver, kind = self._labels_of(name)
         self._metrics.queued.labels(receiver, kind).set(len(self._queues[name]))
 
-
-def _status(entry: OutboxEntry) -> str:
-    alerts = entry.payload.get("alerts", [])
-    return "firing" if any(a.get("ends_at") is None for a in alerts) else "resolved"
-
-
-def new_entry_seq() -> int:
-    """Creation order across restarts (and replicas, to the clock's precision)."""
-    return time.time_ns()

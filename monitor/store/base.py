@@ -8,6 +8,8 @@ change survives ``kill -9``; if the process dies inside it, none of it happened.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -132,6 +134,18 @@ def encode_json(where: str, what: str, value: dict[str, Any]) -> str:
         return json.dumps(value, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as err:
         raise StoreError(one_line(f"{where}: cannot encode {what}: {describe_exception(err)}")) from err
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """SQLite cannot store NaN (it becomes NULL); both stores write None for it, alike."""
+    return None if value is None or math.isnan(value) else value
+
+
+def outbox_from_row(row: Sequence[Any], payload: dict[str, Any]) -> OutboxEntry:
+    """An entry from ``SELECT id, seq, target, payload, created_at, attempts,
+    next_attempt_at, last_error``, the payload already decoded by the backend."""
+    return OutboxEntry(id=row[0], seq=row[1], target=row[2], payload=payload, created_at=row[4],
+                       attempts=row[5], next_attempt_at=row[6], last_error=row[7])
 
 
 def outbox_row(where: str, entry: OutboxEntry) -> tuple[Any, ...]:

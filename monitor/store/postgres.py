@@ -30,6 +30,8 @@ from monitor.store.base import (
     StateChange,
     StoreError,
     encode_json,
+    finite_or_none,
+    outbox_from_row,
     outbox_row,
 )
 
@@ -298,9 +300,7 @@ class PostgresStore:
     async def load_outbox(self) -> list[OutboxEntry]:
         async def work(cur: Cursor) -> list[OutboxEntry]:
             await cur.execute(self._sql(_SELECT_OUTBOX))
-            return [OutboxEntry(id=row[0], seq=row[1], target=row[2], payload=dict(row[3]),
-                                created_at=row[4], attempts=row[5], next_attempt_at=row[6],
-                                last_error=row[7]) for row in await cur.fetchall()]
+            return [outbox_from_row(row, dict(row[3])) for row in await cur.fetchall()]
 
         return await self._run(work)
 
@@ -440,7 +440,7 @@ class PostgresStore:
 def _alert_params(record: AlertRecord) -> tuple[Any, ...]:
     return (record.fingerprint, record.alertname, record.check, record.state,
             Jsonb(record.labels), Jsonb(record.annotations), record.active_at,
-            record.fired_at, record.last_true_at, _number(record.value))
+            record.fired_at, record.last_true_at, finite_or_none(record.value))
 
 
 def _alert_from_row(row: TupleRow) -> AlertRecord:
@@ -448,10 +448,6 @@ def _alert_from_row(row: TupleRow) -> AlertRecord:
                        labels=row[4], annotations=row[5], active_at=row[6], fired_at=row[7],
                        last_true_at=row[8], value=row[9])
 
-
-def _number(value: float | None) -> float | None:
-    # SQLite cannot store NaN (it becomes NULL); doing the same here keeps the stores alike.
-    return None if value is None or math.isnan(value) else value
 
 
 def _lock_key(schema: str) -> int:

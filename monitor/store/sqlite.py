@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -26,6 +25,8 @@ from monitor.store.base import (
     StateChange,
     StoreError,
     encode_json,
+    finite_or_none,
+    outbox_from_row,
     outbox_row,
 )
 
@@ -284,9 +285,7 @@ class SqliteStore:
 
     async def load_outbox(self) -> list[OutboxEntry]:
         rows = await self._call(lambda conn: conn.execute(_SELECT_OUTBOX).fetchall())
-        return [OutboxEntry(id=row[0], seq=row[1], target=row[2], payload=json.loads(row[3]),
-                            created_at=row[4], attempts=row[5], next_attempt_at=row[6],
-                            last_error=row[7]) for row in rows]
+        return [outbox_from_row(row, json.loads(row[3])) for row in rows]
 
     async def claim_outbox(self, entry_id: str, now: float, until: float) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
@@ -392,7 +391,7 @@ def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
 def _alert_params(record: AlertRecord) -> tuple[Any, ...]:
     return (record.fingerprint, record.alertname, record.check, record.state,
             _json(record.labels), _json(record.annotations), record.active_at,
-            record.fired_at, record.last_true_at, _number(record.value))
+            record.fired_at, record.last_true_at, finite_or_none(record.value))
 
 
 def _alert_from_row(row: tuple[Any, ...]) -> AlertRecord:
@@ -404,7 +403,3 @@ def _alert_from_row(row: tuple[Any, ...]) -> AlertRecord:
 def _json(mapping: dict[str, str]) -> str:
     return json.dumps(mapping, ensure_ascii=False, sort_keys=True)
 
-
-def _number(value: float | None) -> float | None:
-    # SQLite stores NaN as NULL anyway; saying so here keeps both stores' answers identical.
-    return None if value is None or math.isnan(value) else value

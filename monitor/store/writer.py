@@ -34,10 +34,6 @@ class StateWriter:
     def submit(self, change: StateChange, on_commit: OnCommit | None = None) -> None:
         self._queue.put_nowait((change, on_commit))
 
-    @property
-    def backlog(self) -> int:
-        return self._queue.qsize()
-
     async def stop(self) -> None:
         """Write everything queued, then stop."""
         if self._task is not None:
