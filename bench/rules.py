@@ -20,9 +20,9 @@ import cel
 
 from bench._common import command_line, machine_info, md_table, update_results_section
 from monitor.check_status import CheckStatuses
-from monitor.clock import FakeClock
+from monitor.core.clock import FakeClock
 from monitor.config.loader import load_config
-from monitor.results import Outcome, Result
+from monitor.core.results import Outcome, Result
 from monitor.rules.engine import RuleEngine
 
 EXPR = "!up && value > 100.0"

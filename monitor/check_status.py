@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import structlog
 
 from monitor.history import History
-from monitor.labels import label_text
+from monitor.core.labels import label_text
 from monitor.probes.base import CheckBase
-from monitor.results import Outcome, Result
+from monitor.core.results import Outcome, Result
 
 log = structlog.get_logger("monitor.checks")
 

@@ -22,9 +22,9 @@ from monitor.config.errors import ConfigError
 from monitor.config.loader import Config, load_config
 from monitor.config.main import split_listen
 from monitor.http.server import build_app
-from monitor.metrics import DaemonMetrics
+from monitor.http.metrics import DaemonMetrics
 from monitor.probes import ProbeEnv
-from monitor.results import redact
+from monitor.core.results import redact
 from monitor.rules.engine import RuleEngine
 from monitor.scheduling.scheduler import CheckScheduler
 from monitor.store import open_store

@@ -13,7 +13,7 @@ from array import array
 from collections.abc import Iterator
 from typing import NamedTuple, TypeVar
 
-from monitor.results import Result
+from monitor.core.results import Result
 
 
 _Column = TypeVar("_Column", array, bytearray)  # type: ignore[type-arg]

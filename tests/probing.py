@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from monitor.probes import CheckBase, ProbeEnv
-from monitor.results import Result
+from monitor.core.results import Result
 from monitor.scheduling.runner import run_check
 
 

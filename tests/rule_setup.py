@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from monitor.check_status import CheckStatuses
-from monitor.clock import FakeClock
+from monitor.core.clock import FakeClock
 from monitor.config.loader import Config, load_config
 from monitor.rules.engine import RuleEngine
 from monitor.store.base import Store

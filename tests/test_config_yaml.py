@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.config.durations import format_duration, parse_duration
+from monitor.core.durations import format_duration, parse_duration
 from monitor.config.errors import ConfigError
 from monitor.config.yaml_source import expand_env, load_yaml
 

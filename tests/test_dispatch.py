@@ -13,7 +13,7 @@ from monitor.alerting.model import Alert, Notification
 from monitor.alerting.routing import RoutingTree
 from monitor.alerting.matchers import parse_matcher
 from monitor.alerting.silences import Silence, SilenceBook
-from monitor.clock import FakeClock
+from monitor.core.clock import FakeClock
 
 T0 = 1_700_000_000.0  # FakeClock's default start
 

@@ -10,7 +10,7 @@ import json
 
 from monitor.alerting.dispatch import Dispatcher, record_id
 from monitor.alerting.model import Notification
-from monitor.clock import FakeClock
+from monitor.core.clock import FakeClock
 from tests.test_dispatch import ROUTE, drive, firing, fps, make, make_tree, resolved
 
 T0 = 1_700_000_000.0

@@ -8,9 +8,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from monitor.check_status import CheckStatuses
-from monitor.metrics import DaemonMetrics
+from monitor.http.metrics import DaemonMetrics
 from monitor.probes.disk import DiskCheck
-from monitor.results import Outcome, Result
+from monitor.core.results import Outcome, Result
 from monitor.rules.engine import RuleEngine
 
 

@@ -8,7 +8,7 @@ from structlog.testing import capture_logs
 from monitor.check_status import CheckStatuses
 from monitor.history import History
 from monitor.probes.disk import DiskCheck
-from monitor.results import Outcome, Result
+from monitor.core.results import Outcome, Result
 
 
 def result(at: float, up: bool = True, value: float = 1.0) -> Result:

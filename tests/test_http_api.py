@@ -136,7 +136,7 @@ async def test_reload_keeps_old_config_when_new_one_is_invalid(daemon: tuple[Dae
 
 
 async def test_status_page_shows_alerts_first_and_marks_silenced(daemon: tuple[Daemon, httpx.AsyncClient]) -> None:
-    from monitor.store.base import AlertRecord
+    from monitor.core.records import AlertRecord
 
     d, client = daemon
     for name, env in (("DbDown", "prod"), ("DbDown2", "staging")):

@@ -22,7 +22,7 @@ from monitor.alerting.outbox import DeliveryMetrics, Outbox
 from monitor.alerting.silences import Silence, SilenceBook
 from monitor.rules.alerts import Transition, fingerprint
 from monitor.rules.engine import AlertEvent
-from monitor.store.base import AlertRecord
+from monitor.core.records import AlertRecord
 from monitor.store.sqlite import SqliteStore
 from monitor.store.writer import StateWriter
 from tests.receiver_sink import ReceiverSink

@@ -30,7 +30,7 @@ from monitor.alerting.receivers import (
     SlackIntegration,
     WebhookIntegration,
 )
-from monitor.store.base import OutboxEntry, StateChange
+from monitor.core.records import OutboxEntry, StateChange
 from monitor.store.sqlite import SqliteStore
 from tests.receiver_sink import ReceiverSink
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from pydantic import ValidationError
 
-from monitor.clock import FakeClock
+from monitor.core.clock import FakeClock
 from monitor.probes.base import ProbeEnv
 from monitor.probes.heartbeat import HeartbeatCheck, probe
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from monitor.probes.base import ProbeEnv
 from monitor.probes.http import HttpCheck
-from monitor.results import Outcome, Result
+from monitor.core.results import Outcome, Result
 from monitor.scheduling.runner import run_check
 from tests.misbehaving_server import OK_BODY, MisbehavingServer
 

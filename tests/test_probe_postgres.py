@@ -23,7 +23,7 @@ from monitor.config.errors import ConfigError
 from monitor.config.loader import load_config
 from monitor.probes import ProbeEnv
 from monitor.probes.postgres import MAX_DETAIL_ROWS, PostgresCheck
-from monitor.results import Outcome, Result
+from monitor.core.results import Outcome, Result
 from monitor.scheduling.runner import run_check
 
 from tests.probing import run_timed

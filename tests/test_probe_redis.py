@@ -19,7 +19,7 @@ import redis
 
 from monitor.probes import ProbeEnv
 from monitor.probes.redis import RedisCheck
-from monitor.results import Outcome, Result
+from monitor.core.results import Outcome, Result
 from monitor.scheduling.runner import run_check
 
 from tests.probing import run_timed

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from monitor.probes.base import ProbeEnv
 from monitor.probes.tcp import TcpCheck
-from monitor.results import Outcome, Result
+from monitor.core.results import Outcome, Result
 from monitor.scheduling.runner import run_check
 
 ConnectionHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

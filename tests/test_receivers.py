@@ -32,7 +32,7 @@ from monitor.alerting.receivers import (
     safe_url,
 )
 from monitor.alerting.receivers.pagerduty import dedup_key
-from monitor.clock import FakeClock
+from monitor.core.clock import FakeClock
 
 SLACK_URL = "https://hooks.slack.com/services/T000SECRET/B000SECRET/XXXXsecretXXXXtoken"
 PD_URL = "https://events.pagerduty.com/v2/enqueue"

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 
 from monitor.check_status import CheckStatuses
-from monitor.clock import FakeClock
+from monitor.core.clock import FakeClock
 from monitor.config.errors import ConfigError
 from monitor.config.loader import Config, load_config
 from monitor.history import History
-from monitor.results import Outcome, Result
+from monitor.core.results import Outcome, Result
 from monitor.rules.alerts import Transition, fingerprint, step
 from monitor.rules.engine import AlertEvent, RuleEngine
 from monitor.rules.functions import NoData, WindowFunctions
-from monitor.store.base import AlertRecord
+from monitor.core.records import AlertRecord
 from tests.rule_setup import engine_for
 
 CHECKS = """checks:

@@ -13,7 +13,7 @@ from monitor import probes
 from monitor.check_status import CheckStatuses
 from monitor.probes import CheckBase, ProbeEnv
 from monitor.probes.heartbeat import HeartbeatCheck
-from monitor.results import Outcome, Result
+from monitor.core.results import Outcome, Result
 from monitor.scheduling.scheduler import CheckScheduler, phase_offset
 
 

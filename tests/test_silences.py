@@ -7,6 +7,8 @@ import re
 from typing import Any
 
 import pytest
+
+from monitor.core.timestamps import parse_rfc3339, rfc3339
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,9 +20,7 @@ from monitor.alerting.silences import (
     Silence,
     SilenceBook,
     SilenceNotFound,
-    format_rfc3339,
     parse_matcher_args,
-    parse_rfc3339,
     silence_from_api,
     silence_matcher,
 )
@@ -37,8 +37,8 @@ def body(**overrides: Any) -> dict[str, Any]:
             {"name": "alertname", "value": "ApiDown", "isRegex": False, "isEqual": True},
             {"name": "env", "value": "prod", "isRegex": False},
         ],
-        "startsAt": format_rfc3339(NOW),
-        "endsAt": format_rfc3339(NOW + HOUR),
+        "startsAt": rfc3339(NOW, fixed_millis=True),
+        "endsAt": rfc3339(NOW + HOUR, fixed_millis=True),
         "createdBy": "alice",
         "comment": "deploying the API",
     }
@@ -242,9 +242,9 @@ def test_api_body_parses_into_a_silence() -> None:
         ({"startsAt": "2023-11-14T22:13:20"}, r"^startsAt: not an RFC 3339"),  # no zone: ambiguous
         ({"endsAt": "2023-13-01T00:00:00Z"}, r"^endsAt: not an RFC 3339"),
         ({"endsAt": None}, r"^endsAt: required"),
-        ({"endsAt": format_rfc3339(NOW)}, r"^endsAt: must be after startsAt$"),
-        ({"endsAt": format_rfc3339(NOW - 60)}, r"^endsAt: must be after startsAt$"),
-        ({"startsAt": format_rfc3339(NOW - 120), "endsAt": format_rfc3339(NOW - 60)}, "in the past"),
+        ({"endsAt": rfc3339(NOW, fixed_millis=True)}, r"^endsAt: must be after startsAt$"),
+        ({"endsAt": rfc3339(NOW - 60, fixed_millis=True)}, r"^endsAt: must be after startsAt$"),
+        ({"startsAt": rfc3339(NOW - 120, fixed_millis=True), "endsAt": rfc3339(NOW - 60, fixed_millis=True)}, "in the past"),
         ({"createdBy": ""}, r"^createdBy: required"),
         ({"comment": None}, r"^comment: required"),
         ({"id": 7}, r"^id: must be a non-empty string"),
@@ -266,7 +266,7 @@ def test_rfc3339_accepts_offsets_and_nanoseconds() -> None:
     assert parse_rfc3339("2023-11-15T00:13:20+02:00") == NOW
     # Go clients (amtool, Grafana) send nanoseconds, more than datetime holds.
     assert parse_rfc3339("2023-11-14T22:13:20.123456789Z") == pytest.approx(NOW + 0.123456789)
-    assert format_rfc3339(NOW + 0.25) == "2023-11-14T22:13:20.250Z"
+    assert rfc3339(NOW + 0.25, fixed_millis=True) == "2023-11-14T22:13:20.250Z"
 
 
 # ---- API JSON out, and the store's record -------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from monitor.alerting.silences import format_rfc3339
+from monitor.core.timestamps import rfc3339
 from monitor.config.loader import load_config
 from monitor.daemon import Daemon
 from tests.test_cli import MONITOR, ROOT, monitor
@@ -27,8 +27,8 @@ def postable(**changes: object) -> dict[str, Any]:
     body: dict[str, Any] = {
         "matchers": [{"name": "alertname", "value": "ApiDown", "isRegex": False, "isEqual": True},
                      {"name": "env", "value": "prod|stag", "isRegex": True}],
-        "startsAt": format_rfc3339(now),
-        "endsAt": format_rfc3339(now + 3600),
+        "startsAt": rfc3339(now, fixed_millis=True),
+        "endsAt": rfc3339(now + 3600, fixed_millis=True),
         "createdBy": "alice",
         "comment": "deploy",
     }
@@ -89,7 +89,7 @@ async def test_update_in_place_and_unknown_id(daemon: tuple[Daemon, httpx.AsyncC
     _, client = daemon
     silence_id = (await client.post("/api/v1/silences", json=postable(), headers=AUTH)).json()["silenceID"]
     first = (await client.get("/api/v1/silences")).json()[0]
-    longer = postable(id=silence_id, startsAt=first["startsAt"], endsAt=format_rfc3339(time.time() + 7200),
+    longer = postable(id=silence_id, startsAt=first["startsAt"], endsAt=rfc3339(time.time() + 7200, fixed_millis=True),
                       comment="longer")
     updated = await client.post("/api/v1/silences", json=longer, headers=AUTH)
     assert updated.json() == {"silenceID": silence_id}
@@ -108,7 +108,7 @@ async def test_update_in_place_and_unknown_id(daemon: tuple[Daemon, httpx.AsyncC
     (postable(matchers=[{"name": "a", "value": "(a+)+$", "isRegex": True}]), "exponential backtracking"),
     (postable(matchers=[{"name": "a", "value": "x" * 5000, "isRegex": True}]), "over the limit of 1024"),
     (postable(endsAt="tomorrow"), "endsAt"),
-    (postable(endsAt=format_rfc3339(time.time() - 60), startsAt=format_rfc3339(time.time() - 120)), "past"),
+    (postable(endsAt=rfc3339(time.time() - 60, fixed_millis=True), startsAt=rfc3339(time.time() - 120, fixed_millis=True)), "past"),
     (postable(comment=""), "comment"),
     (postable(createdBy=None), "createdBy"),
 ])

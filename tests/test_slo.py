@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from monitor.rules.functions import NoData
 from monitor.rules.slo import BurnRateAlert, SloConfig, SloTracker, burn_rate_alerts
-from monitor.store.base import MinuteCount
+from monitor.core.records import MinuteCount
 
 NOW_MINUTE = 28_333_333  # late 2023
 NOW = NOW_MINUTE * 60 + 30.0  # half way through the open minute

@@ -8,13 +8,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.check_status import CheckStatuses
-from monitor.clock import FakeClock
+from monitor.core.clock import FakeClock
 from monitor.config.errors import ConfigError
 from monitor.config.loader import Config, load_config
-from monitor.exposition import render_slos
-from monitor.results import Outcome, Result
+from monitor.http.exposition import render_slos
+from monitor.core.results import Outcome, Result
 from monitor.rules.engine import RuleEngine
-from monitor.store.base import MinuteCount
+from monitor.core.records import MinuteCount
 from monitor.store.sqlite import SqliteStore
 from tests.rule_setup import engine_for
 

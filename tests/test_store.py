@@ -27,7 +27,8 @@ from psycopg.types.json import Jsonb
 
 from monitor.alerting.silences import Silence
 from monitor.store import open_store
-from monitor.store.base import AlertRecord, MinuteCount, OutboxEntry, StateChange, Store, StoreError
+from monitor.core.records import AlertRecord, MinuteCount, OutboxEntry, StateChange
+from monitor.store.base import Store, StoreError
 from monitor.store.postgres import _MIGRATIONS as postgres_migrations
 from monitor.store.postgres import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
 from monitor.store.postgres import PostgresStore
@@ -469,7 +470,7 @@ async def test_closed_store_refuses_work(new_store: StoreFactory) -> None:
 
 _KILL_SCRIPT = """
 import asyncio, sys
-from monitor.store.base import AlertRecord, StateChange
+from monitor.core.records import AlertRecord, StateChange
 from monitor.store.sqlite import SqliteStore
 
 async def main() -> None:

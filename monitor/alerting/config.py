@@ -24,8 +24,8 @@ from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, field_valid
 
 from monitor.alerting.matchers import Matcher, Matchers, from_legacy
 from monitor.alerting.time_intervals import TimeInterval
-from monitor.config.durations import Duration
-from monitor.config.model import Model
+from monitor.core.durations import Duration
+from monitor.core.model import Model
 
 Loc = tuple[str | int, ...]
 

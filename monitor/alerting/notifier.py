@@ -28,7 +28,8 @@ from monitor.alerting.routing import RoutingTree
 from monitor.alerting.silences import SilenceBook
 from monitor.rules.alerts import Transition
 from monitor.rules.engine import AlertEvent
-from monitor.store.base import AlertRecord, OutboxEntry, StateChange, Store
+from monitor.core.records import AlertRecord, OutboxEntry, StateChange
+from monitor.store.base import Store
 from monitor.store.writer import StateWriter
 
 log = structlog.get_logger("monitor.alerting")

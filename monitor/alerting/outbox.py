@@ -34,9 +34,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from monitor.alerting.integrations import Target, target_labels
 from monitor.alerting.model import Notification
 from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, DeliveryError
-from monitor.clock import Clock, SystemClock
-from monitor.results import one_line
-from monitor.store.base import OutboxEntry, Store
+from monitor.core.clock import Clock, SystemClock
+from monitor.core.results import one_line
+from monitor.core.records import OutboxEntry
+from monitor.store.base import Store
 
 log = structlog.get_logger("monitor.outbox")
 T = TypeVar("T")

@@ -19,10 +19,10 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 
 from monitor.alerting.matchers import Matcher
+from monitor.core.timestamps import parse_rfc3339, rfc3339
 from monitor.regex_guard import shown
 
 SilenceState = Literal["pending", "active", "expired"]
@@ -149,10 +149,10 @@ class Silence:
         return {
             "id": self.id,
             "status": {"state": self.state(now)},
-            "updatedAt": format_rfc3339(self.updated_at),
+            "updatedAt": rfc3339(self.updated_at, fixed_millis=True),
             "matchers": [m.to_api() for m in self.matchers],
-            "startsAt": format_rfc3339(self.starts_at),
-            "endsAt": format_rfc3339(self.ends_at),
+            "startsAt": rfc3339(self.starts_at, fixed_millis=True),
+            "endsAt": rfc3339(self.ends_at, fixed_millis=True),
             "createdBy": self.created_by,
             "comment": self.comment,
         }
@@ -199,36 +199,6 @@ class Silence:
 # --------------------------------------------------------------------------------------
 # API v2 input (PostableSilence)
 # --------------------------------------------------------------------------------------
-
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
-)
-
-
-def parse_rfc3339(text: str) -> float:
-    """Unix seconds from an RFC 3339 timestamp; a zone is required (no guessing local time)."""
-    found = _RFC3339.fullmatch(text)
-    if found is None:
-        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
-    year, month, day, hour, minute, second = (int(g) for g in found.groups()[:6])
-    fraction, zulu, sign, off_h, off_m = found.groups()[6:]
-    if zulu:
-        tz = UTC
-    else:
-        offset = timedelta(hours=int(off_h), minutes=int(off_m))
-        tz = timezone(-offset if sign == "-" else offset)
-    try:
-        base = datetime(year, month, day, hour, minute, second, tzinfo=tz)
-    except ValueError:
-        raise ValueError(f"not an RFC 3339 timestamp: {text!r}") from None
-    # Fractions handled apart: Go clients send nanoseconds, beyond datetime's microseconds.
-    return base.timestamp() + (float(fraction) if fraction else 0.0)
-
-
-def format_rfc3339(ts: float) -> str:
-    """Millisecond RFC 3339 in UTC, as Alertmanager prints it."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
 
 def silence_from_api(body: object, now: float) -> Silence:
     """Validate a ``PostableSilence`` (the JSON body of ``POST /api/v1/silences``).

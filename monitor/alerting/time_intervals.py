@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
 
-from monitor.config.model import Model
+from monitor.core.model import Model
 
 # Alertmanager numbers weekdays from Sunday = 0, so `sunday:saturday` is the whole week and
 # `saturday:sunday` is an error - kept identical so configs mean the same in both.

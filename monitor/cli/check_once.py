@@ -9,8 +9,8 @@ from typing import Any
 
 from monitor.config.loader import Config
 from monitor.probes import ProbeEnv
-from monitor.results import Result
-from monitor.expressions import ExpressionError
+from monitor.core.results import Result
+from monitor.core.expressions import ExpressionError
 from monitor.history import History
 from monitor.probes import CheckBase
 from monitor.rules.functions import WINDOW_FUNCTIONS, NoData, WindowFunctions, variables

@@ -14,7 +14,7 @@ from monitor import __version__
 from monitor.config.errors import ConfigError
 from monitor.config.loader import Config, load_config
 from monitor.daemon import Daemon, ListenError, default_config_path
-from monitor.logs import configure_logging
+from monitor.cli.logs import configure_logging
 
 EXIT_OK, EXIT_FAILING, EXIT_CONFIG = 0, 1, 2
 

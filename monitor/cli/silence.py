@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 
-from monitor.alerting.silences import format_rfc3339, parse_matcher_args, parse_rfc3339
-from monitor.config.durations import parse_duration
+from monitor.alerting.silences import parse_matcher_args
+from monitor.core.timestamps import parse_rfc3339, rfc3339
+from monitor.core.durations import parse_duration
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -86,8 +87,8 @@ def _add(args: argparse.Namespace) -> int:
     now = time.time()
     body = {
         "matchers": [m.to_api() for m in matchers],
-        "startsAt": format_rfc3339(now),
-        "endsAt": format_rfc3339(now + duration),
+        "startsAt": rfc3339(now, fixed_millis=True),
+        "endsAt": rfc3339(now + duration, fixed_millis=True),
         "createdBy": args.author,
         "comment": args.comment,
     }

@@ -21,27 +21,11 @@ from monitor.config.errors import ConfigError, Problem
 from monitor.config.main import EnvSettings, GlobalConfig, MainConfig
 from monitor.config.yaml_source import SourceMap, load_yaml
 from monitor.probes import PROBES, CheckBase, CheckConfig
-from monitor.rules.model import Rule, RuleFile
+from monitor.rules.model import LoadedRule, Location, RuleFile
 
 log = structlog.get_logger("monitor.config")
 _CHECKS: TypeAdapter[list[CheckBase]] = TypeAdapter(list[CheckConfig])
 M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class Location:
-    file: str
-    line: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}"
-
-
-@dataclass(frozen=True)
-class LoadedRule:
-    group: str
-    rule: Rule
-    where: Location
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from monitor.config.durations import Duration
-from monitor.config.model import Model
+from monitor.core.durations import Duration
+from monitor.core.model import Model
 
 LogFormat = Literal["auto", "json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]

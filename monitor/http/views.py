@@ -3,18 +3,14 @@ only names, labels and results are shown, never a check's URL, DSN or headers.""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from html import escape
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from monitor.check_status import CheckStatus
-from monitor.config.durations import format_duration
-from monitor.store.base import AlertRecord
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+from monitor.core.timestamps import rfc3339
+from monitor.core.durations import format_duration
+from monitor.core.records import AlertRecord
 
 
 def check_json(status: CheckStatus) -> dict[str, Any]:
@@ -31,7 +27,7 @@ def check_json(status: CheckStatus) -> dict[str, Any]:
     }
     if last is not None:
         out["last"] = {
-            "at": _iso(last.at),
+            "at": rfc3339(last.at),
             "up": last.up,
             "value": last.value,
             "latency": round(last.latency, 6),
@@ -49,7 +45,7 @@ def alerts_json(alerts: Iterable[AlertRecord]) -> list[dict[str, Any]]:
             "labels": alert.labels,
             "annotations": alert.annotations,
             "state": alert.state,
-            "activeAt": _iso(alert.active_at),
+            "activeAt": rfc3339(alert.active_at),
             "value": "" if alert.value is None else f"{alert.value:g}",
         }
         for alert in sorted(alerts, key=lambda a: (a.state != "firing", a.alertname, a.check))

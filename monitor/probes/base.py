@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import ssl
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -12,16 +11,14 @@ from typing import Any
 import aiohttp
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from monitor.clock import Clock, SystemClock
-from monitor.config.durations import Duration, to_seconds
-from monitor.config.model import Model
-from monitor.results import Result
-from monitor.rules.slo import SloConfig
+from monitor.core.clock import Clock, SystemClock
+from monitor.core.durations import Duration, to_seconds
+from monitor.core.labels import LABEL_NAME, RESERVED_LABELS
+from monitor.core.model import Model
+from monitor.core.results import Result
+from monitor.core.slo import SloConfig
 
 NAME_PATTERN = r"^[a-z0-9_]+$"
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-# Labels the daemon sets itself on metrics and alerts; a check may not redefine them.
-RESERVED_LABELS = frozenset({"check", "result", "alertname", "alertstate", "le", "quantile"})
 
 
 class CheckBase(Model):

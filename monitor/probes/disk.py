@@ -14,7 +14,7 @@ import time
 from typing import Literal
 
 from monitor.probes.base import CheckBase, ProbeEnv
-from monitor.results import Result, describe_exception
+from monitor.core.results import Result, describe_exception
 
 
 class DiskCheck(CheckBase):

@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import PrivateAttr, model_validator
 
-from monitor.config.durations import Duration
+from monitor.core.durations import Duration
 from monitor.probes.base import CheckBase, ProbeEnv
-from monitor.results import Result
+from monitor.core.results import Result
 
 
 class HeartbeatCheck(CheckBase):

@@ -16,10 +16,10 @@ from cryptography import x509
 from yarl import URL
 from pydantic import ByteSize, Field, PrivateAttr, field_validator, model_validator
 
-from monitor.config.model import Model
-from monitor.expressions import Expression, ExpressionError, compile_expression
+from monitor.core.model import Model
+from monitor.core.expressions import Expression, ExpressionError, compile_expression
 from monitor.probes.base import PEER_CERTIFICATES, CheckBase, ProbeEnv
-from monitor.results import Result, describe_exception, one_line, redact
+from monitor.core.results import Result, describe_exception, one_line, redact
 
 # Names an `expect.cel` condition can use.
 EXPECT_VARIABLES = ("status", "body", "headers", "latency", "tls")

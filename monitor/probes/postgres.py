@@ -18,8 +18,8 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import field_validator
 
 from monitor.probes.base import CheckBase, ProbeEnv
-from monitor.dsn import dsn_secrets, without_secrets
-from monitor.results import Result, describe_exception
+from monitor.core.dsn import dsn_secrets, without_secrets
+from monitor.core.results import Result, describe_exception
 
 MAX_DETAIL_ROWS = 10
 

@@ -15,7 +15,7 @@ import redis.exceptions
 from pydantic import model_validator
 
 from monitor.probes.base import CheckBase, ProbeEnv
-from monitor.results import Result, describe_exception
+from monitor.core.results import Result, describe_exception
 
 _LENGTH_COMMANDS = {"list": "LLEN", "zset": "ZCARD", "set": "SCARD", "stream": "XLEN"}
 

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import field_validator
 
 from monitor.probes.base import CheckBase, ProbeEnv
-from monitor.results import Result, describe_exception
+from monitor.core.results import Result, describe_exception
 
 READ_LIMIT = 64 * 1024
 

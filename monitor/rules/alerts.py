@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from monitor.store.base import AlertRecord
+from monitor.core.records import AlertRecord
 
 
 class Transition(str, Enum):

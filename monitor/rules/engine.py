@@ -16,20 +16,20 @@ from typing import Any
 import structlog
 
 from monitor.check_status import CheckStatus, CheckStatuses
-from monitor.config.durations import format_duration
-from monitor.config.loader import LoadedRule, Location
-from monitor.expressions import ExpressionError
+from monitor.core.durations import format_duration
+from monitor.core.expressions import ExpressionError
 from monitor.probes import CheckBase
-from monitor.results import Result
+from monitor.core.labels import DEFAULT_SEVERITY
+from monitor.core.results import Result
 from monitor.rules.alerts import Step, Transition, fingerprint, step
 from monitor.rules.functions import SLO_FUNCTIONS, WINDOW_FUNCTIONS, NoData, SloFunctions, WindowFunctions, variables
-from monitor.rules.model import RULE_VARIABLES, Rule
+from monitor.rules.model import RULE_VARIABLES, LoadedRule, Location, Rule
 from monitor.rules.slo import SloTracker, burn_rate_alerts
-from monitor.store.base import AlertRecord, StateChange, Store
+from monitor.core.records import AlertRecord, StateChange
+from monitor.store.base import Store
 from monitor.store.writer import StateWriter
 
 log = structlog.get_logger("monitor.rules")
-DEFAULT_SEVERITY = "warning"
 PRUNE_EVERY = 3600.0
 
 

@@ -7,9 +7,9 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from monitor.config.durations import parse_duration
+from monitor.core.durations import parse_duration
 from monitor.history import History
-from monitor.results import Result
+from monitor.core.results import Result
 
 if TYPE_CHECKING:  # slo.py imports NoData from here
     from monitor.rules.slo import SloTracker

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field, PrivateAttr, field_validator
 
-from monitor.config.durations import Duration
-from monitor.config.model import Model
-from monitor.expressions import Expression, compile_expression
-from monitor.probes.base import LABEL_NAME
+from monitor.core.durations import Duration
+from monitor.core.model import Model
+from monitor.core.expressions import Expression, compile_expression
+from monitor.core.labels import LABEL_NAME
 from monitor.rules.templates import Template, compile_template
 from monitor.rules.functions import SLO_FUNCTIONS, WINDOW_FUNCTIONS, dry_run
 
@@ -98,3 +99,19 @@ class RuleGroup(Model):
 
 class RuleFile(Model):
     groups: list[RuleGroup] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class LoadedRule:
+    group: str
+    rule: Rule
+    where: Location

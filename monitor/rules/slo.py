@@ -34,15 +34,11 @@ import math
 from array import array
 from dataclasses import dataclass
 
-from pydantic import Field, field_validator
-
-from monitor.config.durations import Duration, format_duration
-from monitor.config.model import Model
+from monitor.core.durations import format_duration
+from monitor.core.slo import THIRTY_DAYS, SloConfig
 from monitor.rules.functions import NoData
-from monitor.store.base import MinuteCount
+from monitor.core.records import MinuteCount
 
-_THIRTY_DAYS = 30 * 86400.0
-_MIN_WINDOW = 3600.0
 
 # (name, severity, long window for a 30d SLO, burn-rate factor); short window = long / 12.
 _WORKBOOK_ALERTS = (
@@ -50,20 +46,6 @@ _WORKBOOK_ALERTS = (
     ("SLOBurnRateMedium", "critical", 6 * 3600.0, 6.0),
     ("SLOBurnRateSlow", "warning", 3 * 86400.0, 1.0),
 )
-
-
-class SloConfig(Model):
-    objective: float = Field(gt=0, lt=100)  # percent of good events, e.g. 99.9
-    window: Duration = _THIRTY_DAYS
-    alerts: bool = True  # the built-in burn-rate alerts below
-
-    @field_validator("window")
-    @classmethod
-    def _long_enough(cls, window: float) -> float:
-        # Shorter than an hour leaves no room for a long and a short alert window.
-        if window < _MIN_WINDOW:
-            raise ValueError(f"the SLO window must be at least 1h, got {format_duration(window)}")
-        return window
 
 
 def _minutes(seconds: float) -> int:
@@ -315,7 +297,7 @@ def burn_rate_alerts(config: SloConfig) -> list[BurnRateAlert]:
     """The workbook's three alerts, their windows scaled to the SLO window (see the top)."""
     if not config.alerts:
         return []
-    scale = config.window / _THIRTY_DAYS
+    scale = config.window / THIRTY_DAYS
     return [
         BurnRateAlert(
             name=name,

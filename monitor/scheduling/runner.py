@@ -14,7 +14,7 @@ from dataclasses import replace
 import structlog
 
 from monitor.probes import PROBES, CheckBase, ProbeEnv
-from monitor.results import Outcome, Result, describe_exception
+from monitor.core.results import Outcome, Result, describe_exception
 
 log = structlog.get_logger("monitor.runner")
 

@@ -29,7 +29,7 @@ from prometheus_client import Histogram
 
 from monitor.check_status import CheckStatuses
 from monitor.probes import CheckBase, ProbeEnv
-from monitor.results import Result
+from monitor.core.results import Result
 from monitor.scheduling.runner import run_check
 
 log = structlog.get_logger("monitor.scheduler")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from monitor.store.base import AlertRecord, MinuteCount, OutboxEntry, StateChange, Store, StoreError
+from monitor.core.records import AlertRecord, MinuteCount, OutboxEntry, StateChange
+from monitor.store.base import Store, StoreError
 from monitor.store.postgres import PostgresStore
 from monitor.store.sqlite import MEMORY, SqliteStore
 

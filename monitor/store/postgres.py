@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -21,19 +20,10 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
-from monitor.dsn import dsn_secrets, without_secrets
-from monitor.results import describe_exception, one_line
-from monitor.store.base import (
-    AlertRecord,
-    MinuteCount,
-    OutboxEntry,
-    StateChange,
-    StoreError,
-    encode_json,
-    finite_or_none,
-    outbox_from_row,
-    outbox_row,
-)
+from monitor.core.dsn import dsn_secrets, without_secrets
+from monitor.core.results import describe_exception, one_line
+from monitor.core.records import AlertRecord, MinuteCount, OutboxEntry, StateChange
+from monitor.store.base import StoreError, encode_json, finite_or_none, outbox_from_row, outbox_row
 
 T = TypeVar("T")
 Cursor = psycopg.AsyncCursor[TupleRow]

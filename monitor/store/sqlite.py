@@ -17,18 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from monitor.results import describe_exception, one_line
-from monitor.store.base import (
-    AlertRecord,
-    MinuteCount,
-    OutboxEntry,
-    StateChange,
-    StoreError,
-    encode_json,
-    finite_or_none,
-    outbox_from_row,
-    outbox_row,
-)
+from monitor.core.results import describe_exception, one_line
+from monitor.core.records import AlertRecord, MinuteCount, OutboxEntry, StateChange
+from monitor.store.base import StoreError, encode_json, finite_or_none, outbox_from_row, outbox_row
 
 T = TypeVar("T")
 

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import structlog
 
-from monitor.store.base import StateChange, Store
+from monitor.core.records import StateChange
+from monitor.store.base import Store
 
 log = structlog.get_logger("monitor.store")
 RETRY_FIRST = 0.5

@@ -8,9 +8,10 @@ from typing import Any
 
 import httpx
 
+from monitor.core.timestamps import rfc3339
 from monitor.alerting.model import Alert, Notification
-from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, only_wanted, post, rfc3339
-from monitor.clock import Clock, SystemClock
+from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, only_wanted, post
+from monitor.core.clock import Clock, SystemClock
 
 # Prometheus re-sends firing alerts every minute (--rules.alert.resend-delay) and marks each
 # valid for four such periods: an Alertmanager that stops hearing about an alert (because

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import math
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from monitor.alerting.model import Notification
-from monitor.clock import Clock, SystemClock
-from monitor.results import one_line
+from monitor.core.clock import Clock, SystemClock
+from monitor.core.results import one_line
 
 # Alertmanager writes Go's zero time for "not resolved yet"; consumers of the v4 payload test
 # for exactly this string, so it is part of the format rather than a null.
@@ -222,15 +222,6 @@ async def post(
 
 
 # ---- shared formatting -------------------------------------------------------------------------
-
-def rfc3339(ts: float) -> str:
-    """Unix seconds as RFC 3339 UTC with a ``Z``; fractions to the millisecond, trailing zeros
-    dropped (as Go's RFC3339Nano does), so whole seconds read ``2024-05-01T12:00:00Z``."""
-    text = datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").removesuffix("+00:00")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text + "Z"
-
 
 def group_title(notification: Notification) -> str:
     """Alertmanager's default title: ``[FIRING:2] ApiHealthFailing api_health`` / ``[RESOLVED] ...``.

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from monitor.core.timestamps import rfc3339
 from monitor.alerting.model import Alert, Notification
 from monitor.alerting.receivers.base import (
     DEFAULT_TIMEOUT,
@@ -17,7 +18,6 @@ from monitor.alerting.receivers.base import (
     group_title,
     only_wanted,
     post,
-    rfc3339,
     truncate,
 )
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 
+from monitor.core.timestamps import rfc3339
 from monitor.alerting.model import Alert, Notification
-from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, ZERO_TIME, only_wanted, post, rfc3339
+from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, ZERO_TIME, only_wanted, post
 
 SIGNATURE_HEADER = "X-Monitor-Signature"
 

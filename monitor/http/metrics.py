@@ -1,6 +1,6 @@
 """Prometheus metrics (CONTRACT §4).
 
-Per-check series are rendered at scrape time from CheckStatuses (monitor/exposition.py),
+Per-check series are rendered at scrape time from CheckStatuses (exposition.py),
 not kept in prometheus_client's labelled metrics: checks carry different label sets, and
 updating a locked metric object on every run would cost the hot path for nothing. The
 daemon's own metrics use prometheus_client. Rendering runs in a worker thread.
@@ -15,7 +15,7 @@ from prometheus_client.exposition import choose_encoder
 
 from monitor import __version__
 from monitor.check_status import CheckStatuses
-from monitor.exposition import render_alerts, render_checks, render_slos
+from monitor.http.exposition import render_alerts, render_checks, render_slos
 from monitor.rules.engine import RuleEngine
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 
 from monitor.check_status import CheckStatus
-from monitor.labels import escape_label_value, label_text
-from monitor.results import Outcome
+from monitor.core.labels import escape_label_value, label_text
+from monitor.core.results import Outcome
 from monitor.rules.functions import NoData
 from monitor.rules.slo import SloTracker
-from monitor.store.base import AlertRecord
+from monitor.core.records import AlertRecord
 
 _OUTCOMES = tuple(Outcome)
 
