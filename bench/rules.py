@@ -63,7 +63,7 @@ def engine_with(directory: Path, exprs: list[str], samples: int) -> tuple[RuleEn
     engine.configure(config.checks, config.rules)
     check = config.checks[0]
     result = Result(up=True, value=1.0, latency=0.01, at=clock.time())
-    return engine, lambda: engine.evaluate(check, result)
+    return engine, lambda: engine.evaluate(check.name, result)
 
 
 def main() -> None:

@@ -23,9 +23,11 @@ from monitor.config.loader import Config, load_config
 from monitor.config.main import split_listen
 from monitor.http.server import build_app
 from monitor.http.metrics import DaemonMetrics
-from monitor.probes import ProbeEnv
-from monitor.core.results import redact
-from monitor.rules.engine import RuleEngine
+from monitor.core.results import Result, redact
+from monitor.probes.base import CheckBase, ProbeEnv
+from monitor.rules.engine import Evaluation, RuleEngine
+from monitor.rules.slo_counts import SloCounts
+from monitor.rules.staleness import StalenessSweep
 from monitor.scheduling.scheduler import CheckScheduler
 from monitor.store import open_store
 from monitor.store.base import Store, StoreError
@@ -36,29 +38,52 @@ SHUTDOWN_GRACE = 5.0
 SWEEP_INTERVAL = 5.0
 
 
-class ListenError(Exception):
-    pass
+class StartError(Exception):
+    """The daemon cannot start here (port taken, state unreachable): a one-line reason."""
 
 
 class Daemon:
+    """Every stage is built here, fully wired, before anything runs; ``run()`` only opens,
+    starts and stops them in order. Stages hand their output on through return values: a
+    result goes to the SLO counts and the rule engine, the engine's evaluation to the store's
+    ordered writer (its ``StateChange``) and to the notifier (its events)."""
+
     def __init__(self, config: Config) -> None:
         self.config = config
         settings = config.settings
-        self.statuses = CheckStatuses(settings.history, settings.history_max_samples)
         self.env = ProbeEnv()
-        self.engine = RuleEngine(self.statuses, clock=self.env.clock.time)
-        self.metrics = DaemonMetrics(self.statuses, self.engine)
-        self.delivery_metrics = DeliveryMetrics.create(self.metrics.registry)
-        self.scheduler: CheckScheduler | None = None
-        self.store: Store | None = None
-        self.writer: StateWriter | None = None
-        self.notifier: Notifier | None = None
-        self.outbox: Outbox | None = None
+        now = self.env.clock.time
+        self.statuses = CheckStatuses(settings.history, settings.history_max_samples)
+        try:  # a URL no backend takes fails here; nothing is opened yet
+            self.store: Store = open_store(settings.state)
+        except StoreError as err:
+            raise StartError(f"cannot open state {redact(settings.state)}: {err}") from None
+        self.writer = StateWriter(self.store)
+        self.slos = SloCounts(self.store, clock=now)
+        self.engine = RuleEngine(self.statuses, self.slos, clock=now)
+        self.staleness = StalenessSweep(self.statuses, self.engine, clock=now)
+        self.metrics = DaemonMetrics(self.statuses, self.engine, self.slos)
         self.silences = SilenceBook()
+        self.outbox = Outbox(self.store, DeliveryMetrics.create(self.metrics.registry), self.env.clock)
+        self.notifier = Notifier(self.silences, self.outbox, self.writer, now=now)
+        self.scheduler = CheckScheduler(self.statuses, self.env, self.metrics.scheduler_lag,
+                                        settings.max_concurrent_probes, on_result=self._on_result)
         self.ready = False
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._reload_lock = asyncio.Lock()
+
+    def _on_result(self, check: CheckBase, result: Result) -> None:
+        self.slos.record(check.name, result)
+        self._hand_on(self.engine.evaluate(check.name, result))
+
+    def _hand_on(self, evaluation: Evaluation) -> None:
+        """The state change first, then the events: a notification the events lead to is
+        committed by the same ordered writer, so it never lands before the alert's state."""
+        if evaluation.change:
+            self.writer.submit(evaluation.change)
+        for event in evaluation.events:
+            self.notifier.on_event(event)
 
     # --- what the HTTP layer sees -------------------------------------------------------
     def api_token(self) -> str | None:
@@ -69,7 +94,7 @@ class Daemon:
         return self.metrics.render(accept)
 
     def scheduler_alive(self) -> bool:
-        return self.scheduler is not None and time.monotonic() - self.scheduler.last_tick < 10.0
+        return time.monotonic() - self.scheduler.last_tick < 10.0
 
     async def reload(self) -> tuple[bool, str]:
         """Load the config again; on any problem the running config stays in force."""
@@ -91,14 +116,14 @@ class Daemon:
     def record_heartbeat(self, check: str, failed: bool) -> None:
         at = self.env.clock.time()
         self.env.heartbeats[check] = (at, failed)
-        if self.store is not None:  # survives a restart, so a job that just ran is not "late"
-            self._background(self.store.save_heartbeat(check, at, failed))
+        # Saved so it survives a restart: a job that just ran is not "late" after one.
+        self._background(self.store.save_heartbeat(check, at, failed))
 
     def now(self) -> float:
         return self.env.clock.time()
 
     def notifications_waiting(self) -> list[tuple[str, int, str]]:
-        return self.outbox.waiting() if self.outbox is not None else []
+        return self.outbox.waiting()
 
     async def add_silence(self, silence: Silence) -> str:
         """Create or update a silence (SilenceBook.add's rules) and persist what changed.
@@ -126,15 +151,13 @@ class Daemon:
         log.info("silence_expired", id=silence_id)
 
     async def _save_silences(self, ids: list[str]) -> None:
-        if self.store is None:
-            return
         for silence_id in ids:
             silence = self.silences.get(silence_id)
             if silence is not None:
                 await self.store.save_silence(silence.to_record())
 
-    async def _restore_silences(self, store: Store) -> None:
-        for record in await store.load_silences():
+    async def _restore_silences(self) -> None:
+        for record in await self.store.load_silences():
             try:
                 self.silences.restore(Silence.from_record(record))
             except ValueError as err:
@@ -142,7 +165,7 @@ class Daemon:
 
     async def _prune_silences(self) -> None:
         gone = self.silences.prune(self.now())
-        if gone and self.store is not None:
+        if gone:
             try:
                 await self.store.delete_silences(gone)
             except StoreError as err:
@@ -153,19 +176,23 @@ class Daemon:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _apply(self, config: Config) -> None:
+    def _route(self, config: Config) -> None:
+        """Routing first: alerts whose rule is gone resolve in ``_bind``, and their resolve
+        must travel the new tree. Groups carry over from the old tree through their records."""
+        self.notifier.configure(config.alerting, self.engine.firing(), config.settings.external_url or "")
+
+    def _bind(self, config: Config) -> None:
         self.statuses.configure(config.checks)
-        external_url = config.settings.external_url or ""
-        self.engine.external_url = external_url
-        # Routing first: alerts whose rule is gone resolve in engine.configure, and their
-        # resolve must travel the new tree.
-        assert self.notifier is not None
-        self.notifier.configure(config.alerting, self.engine.firing(), external_url)
-        self.engine.configure(config.checks, config.rules)
-        assert self.scheduler is not None
+        self.slos.configure(config.checks)
+        self.engine.external_url = config.settings.external_url or ""
+        self._hand_on(self.engine.configure(config.checks, config.rules))
         self.scheduler.apply(config.checks)
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(time.time())
+
+    def _apply(self, config: Config) -> None:
+        self._route(config)
+        self._bind(config)
 
     # --- life cycle ----------------------------------------------------------------------
     def stop(self) -> None:
@@ -184,32 +211,25 @@ class Daemon:
             await web.TCPSite(runner, host, port, reuse_address=True).start()
         except OSError as err:
             await runner.cleanup()
-            raise ListenError(f"cannot listen on {self.config.settings.listen}: {err.strerror or err}") from None
+            raise StartError(f"cannot listen on {self.config.settings.listen}: {err.strerror or err}") from None
 
         settings = self.config.settings
         try:
-            self.store = open_store(settings.state)
             await self.store.open()
         except StoreError as err:
             await runner.cleanup()
-            raise ListenError(f"cannot open state {redact(settings.state)}: {err}") from None
+            raise StartError(f"cannot open state {redact(settings.state)}: {err}") from None
+        # State a previous run left behind comes back before anything is evaluated, so the
+        # first evaluations continue it instead of starting over: alert states, heartbeat
+        # pushes, silences, then the notification groups and the outbox.
+        self.engine.restore(await self.store.load_alerts())
         self.env.heartbeats.update(await self.store.load_heartbeats())
-        await self._restore_silences(self.store)
-        self.writer = StateWriter(self.store)
+        await self._restore_silences()
         self.writer.start()
-        self.engine.attach(self.store, self.writer)
-        await self.engine.start()
-        # Notifications: the groups and the outbox a previous run left behind come back first,
-        # so the first evaluations add to them instead of starting over.
-        self.outbox = Outbox(self.store, self.delivery_metrics, self.env.clock)
-        self.notifier = Notifier(self.silences, self.outbox, self.writer, now=self.env.clock.time)
-        self.notifier.configure(self.config.alerting, [], settings.external_url or "")
-        self.engine.on_event(self.notifier.on_event)
+        self._route(self.config)
         await self.notifier.start(self.store, self.engine.firing())
-        self.scheduler = CheckScheduler(self.statuses, self.env, self.metrics.scheduler_lag, settings.max_concurrent_probes)
-        self.scheduler.on_result(self.engine.evaluate)
-        self._apply(self.config)
-        await self.engine.load_slo_counts()
+        self._bind(self.config)
+        await self.slos.load()
         self.scheduler.start()
         self._background(self._sweep())
         _freeze_heap()
@@ -225,15 +245,14 @@ class Daemon:
             for task in list(self._tasks):
                 task.cancel()
             await self.notifier.stop(SHUTDOWN_GRACE)
-            await self.engine.stop()
             await self.writer.stop()
+            await self.slos.flush()
             await self.store.close()
             await runner.cleanup()
             await self.env.close()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             log.info("stopped")
-
 
     async def _sweep(self) -> None:
         """Staleness is a condition too: re-check quiet checks every few seconds; and write
@@ -242,11 +261,10 @@ class Daemon:
         finished more than a day ago."""
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
-            self.engine.sweep()
-            await self.engine.flush_slo_counts()
+            self._hand_on(self.staleness.sweep())
+            await self.slos.flush()
             await self._prune_silences()
-            if self.outbox is not None:
-                await self.outbox.prune()
+            await self.outbox.prune()
 
 
 def _freeze_heap() -> None:

@@ -12,6 +12,7 @@ from monitor.http.metrics import DaemonMetrics
 from monitor.probes.disk import DiskCheck
 from monitor.core.results import Outcome, Result
 from monitor.rules.engine import RuleEngine
+from monitor.rules.slo_counts import SloCounts
 
 
 def statuses() -> CheckStatuses:
@@ -28,7 +29,8 @@ def statuses() -> CheckStatuses:
 
 def metrics() -> DaemonMetrics:
     checks = statuses()
-    return DaemonMetrics(checks, RuleEngine(checks))
+    slos = SloCounts()
+    return DaemonMetrics(checks, RuleEngine(checks, slos), slos)
 
 
 def test_text_format_round_trips() -> None:

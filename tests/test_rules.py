@@ -13,10 +13,10 @@ from monitor.config.loader import Config, load_config
 from monitor.history import History
 from monitor.core.results import Outcome, Result
 from monitor.rules.alerts import Transition, fingerprint, step
-from monitor.rules.engine import AlertEvent, RuleEngine
+from monitor.rules.engine import AlertEvent
 from monitor.rules.functions import NoData, WindowFunctions
 from monitor.core.records import AlertRecord
-from tests.rule_setup import engine_for
+from tests.rule_setup import RulePipeline, engine_for
 
 CHECKS = """checks:
   - {name: api, kind: heartbeat, max_age: 1h, interval: 10s, labels: {system: echo, env: prod}}
@@ -25,14 +25,12 @@ CHECKS = """checks:
 """
 
 
-def make(tmp_path: Path, rules: str) -> tuple[Config, CheckStatuses, RuleEngine, FakeClock, list[AlertEvent]]:
+def make(tmp_path: Path, rules: str) -> tuple[Config, CheckStatuses, RulePipeline, FakeClock, list[AlertEvent]]:
     config, statuses, engine, clock = engine_for(tmp_path, CHECKS, rules)
-    events: list[AlertEvent] = []
-    engine.on_event(events.append)
-    return config, statuses, engine, clock, events
+    return config, statuses, engine, clock, engine.events
 
 
-def feed(config: Config, statuses: CheckStatuses, engine: RuleEngine, clock: FakeClock, name: str,
+def feed(config: Config, statuses: CheckStatuses, engine: RulePipeline, clock: FakeClock, name: str,
          up: bool, value: float = 1.0, latency: float = 0.01) -> list[AlertEvent]:
     result = Result(up=up, value=value, latency=latency, at=clock.time(),
                     outcome=Outcome.SUCCESS if up else Outcome.FAILURE, error=None if up else "down")

@@ -13,10 +13,9 @@ from monitor.config.errors import ConfigError
 from monitor.config.loader import Config, load_config
 from monitor.http.exposition import render_slos
 from monitor.core.results import Outcome, Result
-from monitor.rules.engine import RuleEngine
 from monitor.core.records import MinuteCount
 from monitor.store.sqlite import SqliteStore
-from tests.rule_setup import engine_for
+from tests.rule_setup import RulePipeline, engine_for
 
 CHECKS = """checks:
   - name: billing
@@ -42,11 +41,11 @@ BUDGET_RULES = """groups:
 
 
 def make(tmp_path: Path, rules: str = BUDGET_RULES, store: SqliteStore | None = None,
-         clock: FakeClock | None = None) -> tuple[Config, CheckStatuses, RuleEngine, FakeClock]:
+         clock: FakeClock | None = None) -> tuple[Config, CheckStatuses, RulePipeline, FakeClock]:
     return engine_for(tmp_path, CHECKS, rules, store, clock)
 
 
-def feed(config: Config, statuses: CheckStatuses, engine: RuleEngine, clock: FakeClock, up: bool) -> None:
+def feed(config: Config, statuses: CheckStatuses, engine: RulePipeline, clock: FakeClock, up: bool) -> None:
     result = Result(up=up, value=1.0, at=clock.time(), outcome=Outcome.SUCCESS if up else Outcome.FAILURE)
     statuses.record("billing", result)
     check = config.check("billing")
@@ -54,7 +53,7 @@ def feed(config: Config, statuses: CheckStatuses, engine: RuleEngine, clock: Fak
     engine.evaluate(check, result)
 
 
-def firing(engine: RuleEngine) -> set[str]:
+def firing(engine: RulePipeline) -> set[str]:
     return {a.alertname for a in engine.alerts.values() if a.state == "firing"}
 
 

@@ -29,7 +29,7 @@ from monitor.alerting.silences import SilenceBook
 from monitor.rules.alerts import Transition
 from monitor.rules.engine import AlertEvent
 from monitor.core.records import AlertRecord, OutboxEntry, StateChange
-from monitor.store.base import Store
+from monitor.store.base import ChangeStore
 from monitor.store.writer import StateWriter
 
 log = structlog.get_logger("monitor.alerting")
@@ -86,7 +86,7 @@ class Notifier:
             self._dispatcher.restore(old.records(), [to_alert(a, external_url) for a in firing])
             self._changed.set()
 
-    async def start(self, store: Store, firing: list[AlertRecord]) -> None:
+    async def start(self, store: ChangeStore, firing: list[AlertRecord]) -> None:
         """Rebuild groups from what receivers were last told and what fires now; start the
         flush loop and the outbox."""
         records: dict[str, GroupRecord] = await store.load_groups()

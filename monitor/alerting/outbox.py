@@ -37,7 +37,7 @@ from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, DeliveryError
 from monitor.core.clock import Clock, SystemClock
 from monitor.core.results import one_line
 from monitor.core.records import OutboxEntry
-from monitor.store.base import Store
+from monitor.store.base import OutboxStore
 
 log = structlog.get_logger("monitor.outbox")
 T = TypeVar("T")
@@ -90,7 +90,7 @@ class DeliveryMetrics:
 class Outbox:
     """One worker per target; ``add`` hands it entries once they are committed."""
 
-    def __init__(self, store: Store, metrics: DeliveryMetrics, clock: Clock | None = None) -> None:
+    def __init__(self, store: OutboxStore, metrics: DeliveryMetrics, clock: Clock | None = None) -> None:
         self._store = store
         self._metrics = metrics
         self._clock = clock or SystemClock()

@@ -13,7 +13,7 @@ from monitor.core.results import Result
 from monitor.core.expressions import ExpressionError
 from monitor.history import History
 from monitor.probes import CheckBase
-from monitor.rules.functions import WINDOW_FUNCTIONS, NoData, WindowFunctions, variables
+from monitor.rules.functions import WINDOW_FUNCTIONS, NoData, Reads, rule_functions, variables
 from monitor.rules.model import Rule
 from monitor.scheduling.runner import run_check
 
@@ -26,9 +26,9 @@ def _trip(rule: Rule, result: Result, check: CheckBase) -> dict[str, Any]:
                 "note": "reads SLO counts, which only the running daemon has"}
     history = History(1)
     history.add(result)
-    used = set(rule.expression.program.functions()) & set(WINDOW_FUNCTIONS)
-    scope = {**variables(result, {**check.labels, "check": check.name}, result.at),
-             **WindowFunctions(history, result.at).bind(used)}
+    reads = Reads.of(rule.expression.program)
+    scope = reads.scope(variables(result, {**check.labels, "check": check.name}, result.at),
+                        rule_functions(reads.functions, history, result.at))
     trip: dict[str, Any] = {"alert": rule.alert, "expr": rule.expr}
     try:
         trip["fires"] = rule.expression.evaluate(scope) is True
@@ -36,7 +36,7 @@ def _trip(rule: Rule, result: Result, check: CheckBase) -> dict[str, Any]:
         trip["fires"], trip["note"] = False, str(err)
     except (ExpressionError, ValueError) as err:
         trip["fires"], trip["note"] = None, f"error: {err}"
-    if used and "note" not in trip:
+    if reads.functions & set(WINDOW_FUNCTIONS) and "note" not in trip:
         trip["note"] = "window functions saw only this run"
     return trip
 

@@ -13,7 +13,7 @@ from typing import Any
 from monitor import __version__
 from monitor.config.errors import ConfigError
 from monitor.config.loader import Config, load_config
-from monitor.daemon import Daemon, ListenError, default_config_path
+from monitor.daemon import Daemon, StartError, default_config_path
 from monitor.cli.logs import configure_logging
 
 EXIT_OK, EXIT_FAILING, EXIT_CONFIG = 0, 1, 2
@@ -104,8 +104,9 @@ def _run(config: Config) -> int:
     settings = config.settings
     configure_logging(settings.log_level, settings.log_format)
     try:
-        run_event_loop(Daemon(config).run())
-    except ListenError as err:
+        daemon = Daemon(config)
+        run_event_loop(daemon.run())
+    except StartError as err:
         print(f"monitor: {err}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from monitor import __version__
 from monitor.check_status import CheckStatuses
 from monitor.http.exposition import render_alerts, render_checks, render_slos
 from monitor.rules.engine import RuleEngine
+from monitor.rules.slo_counts import SloCounts
 
 
 # `_created` series double the histogram's output and nobody alerts on them.
@@ -28,9 +29,10 @@ LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
 class DaemonMetrics:
     """The daemon's own metrics, in a registry of its own (no process-global state)."""
 
-    def __init__(self, statuses: CheckStatuses, engine: RuleEngine) -> None:
+    def __init__(self, statuses: CheckStatuses, engine: RuleEngine, slos: SloCounts) -> None:
         self._statuses = statuses
         self._engine = engine
+        self._slos = slos
         self.registry = CollectorRegistry(auto_describe=False)
         self.scheduler_lag = Histogram(
             "monitor_scheduler_lag_seconds", "Actual start of a check run minus its planned start.",
@@ -54,6 +56,6 @@ class DaemonMetrics:
             rest = rest.removesuffix("# EOF\n")
         checks = render_checks(self._statuses.all(), openmetrics)
         alerts = render_alerts(list(self._engine.alerts.values()), dict(self._engine.failures), openmetrics)
-        slos = render_slos(dict(self._engine.trackers), time.time(), openmetrics)
+        slos = render_slos(dict(self._slos.trackers), time.time(), openmetrics)
         body = checks + alerts + slos + rest + ("# EOF\n" if openmetrics else "")
         return body.encode(), content_type

@@ -51,7 +51,8 @@ def phase_offset(name: str, interval: float) -> float:
 
 
 class CheckScheduler:
-    def __init__(self, statuses: CheckStatuses, env: ProbeEnv, lag: Histogram, max_concurrent: int) -> None:
+    def __init__(self, statuses: CheckStatuses, env: ProbeEnv, lag: Histogram, max_concurrent: int,
+                 on_result: ResultListener | None = None) -> None:
         self._statuses = statuses
         self._env = env
         self._lag = lag
@@ -59,14 +60,11 @@ class CheckScheduler:
         self._checks: dict[str, CheckBase] = {}
         self._anchors: dict[str, float] = {}
         self._running: set[str] = set()
-        self._listeners: list[ResultListener] = []
+        self._on_result = on_result  # called with every result, after it is recorded
         self._scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self._scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
         self._in_flight: set[asyncio.Task[Any]] = set()
         self.last_tick = time.monotonic()
-
-    def on_result(self, listener: ResultListener) -> None:
-        self._listeners.append(listener)
 
     def start(self) -> None:
         self._scheduler.start()
@@ -147,9 +145,9 @@ class CheckScheduler:
         try:
             result = await run_check(check, self._env, self._slots)
             self._statuses.record(name, result)
-            for listener in self._listeners:
+            if self._on_result is not None:
                 try:
-                    listener(check, result)
+                    self._on_result(check, result)
                 except Exception:  # a broken listener must not stop the checks
                     log.exception("result_listener_failed", check=name)
         finally:

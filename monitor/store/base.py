@@ -1,8 +1,9 @@
-"""The store interface: alert states, SLO minute counts, heartbeat times and silences.
+"""The store: small protocols, one per kind of data kept across restarts (alert states and
+notification groups, SLO minute counts, heartbeat times, silences, the notification outbox).
 
-One interface, two implementations: SQLite (the embedded default) and PostgreSQL (state
-shared by several replicas). Every write method is one transaction: after it returns, the
-change survives ``kill -9``; if the process dies inside it, none of it happened.
+Two backends implement them all: SQLite (the embedded default) and PostgreSQL (state in a
+database of your own). Every write method is one transaction: after it returns, the change
+survives ``kill -9``; if the process dies inside it, none of it happened.
 """
 
 from __future__ import annotations
@@ -16,15 +17,20 @@ from monitor.core.records import AlertRecord, MinuteCount, OutboxEntry, StateCha
 from monitor.core.results import describe_exception, one_line
 
 
-class Store(Protocol):
-    async def open(self) -> None:
-        """Create the schema if needed; raises StoreError with a one-line reason."""
+class ChangeStore(Protocol):
+    """Alert states and notification groups, written together as one ``StateChange``."""
 
-    async def close(self) -> None: ...
+    async def commit(self, change: StateChange) -> None:
+        """Apply one change in one transaction (upserts, deletes, outbox rows, group records)."""
 
     async def load_alerts(self) -> list[AlertRecord]: ...
 
-    async def commit(self, change: StateChange) -> None: ...
+    async def load_groups(self) -> dict[str, dict[str, Any]]:
+        """Every notification group record written by ``commit`` (``StateChange.groups``)."""
+
+
+class CountStore(Protocol):
+    """Per-minute good/total counts of the checks with an SLO."""
 
     async def add_counts(self, check: str, counts: list[MinuteCount]) -> None:
         """Add to the per-minute good/total counts of ``check`` (summing into existing minutes)."""
@@ -33,10 +39,16 @@ class Store(Protocol):
 
     async def prune_counts(self, before_minute: int) -> None: ...
 
+
+class HeartbeatStore(Protocol):
+    """The last push of each heartbeat check, so a job that just ran is not late after a restart."""
+
     async def save_heartbeat(self, check: str, at: float, failed: bool) -> None: ...
 
     async def load_heartbeats(self) -> dict[str, tuple[float, bool]]: ...
 
+
+class SilenceStore(Protocol):
     async def save_silence(self, record: dict[str, Any]) -> None:
         """Insert or replace a silence by ``record["id"]`` (``Silence.to_record()``)."""
 
@@ -45,8 +57,9 @@ class Store(Protocol):
     async def delete_silences(self, ids: list[str]) -> None:
         """Forget these silences; unknown ids are ignored."""
 
-    async def load_groups(self) -> dict[str, dict[str, Any]]:
-        """Every notification group record written by ``commit`` (``StateChange.groups``)."""
+
+class OutboxStore(Protocol):
+    """Delivery bookkeeping of the notifications ``commit`` queued (``StateChange.outbox``)."""
 
     async def load_outbox(self) -> list[OutboxEntry]:
         """Entries not yet finished (delivered or failed), in ``seq`` order."""
@@ -63,6 +76,16 @@ class Store(Protocol):
 
     async def prune_outbox(self, before: float) -> None:
         """Delete entries finished before ``before``."""
+
+
+class Store(ChangeStore, CountStore, HeartbeatStore, SilenceStore, OutboxStore, Protocol):
+    """A whole backend. Each consumer is typed with the small protocol it uses, so what a
+    stage can touch in the store is visible in its signature."""
+
+    async def open(self) -> None:
+        """Create the schema if needed; raises StoreError with a one-line reason."""
+
+    async def close(self) -> None: ...
 
 
 class StoreError(Exception):

@@ -1,9 +1,15 @@
-"""The one ordered writer every state change goes through.
+"""The ordered writer of ``StateChange``s: alert transitions and dispatcher flushes.
 
-Alert transitions and dispatcher flushes are committed one transaction each, in the order
-they happened: a flush that tells a receiver about an alert never lands before the alert's
-own state. A failing store is retried, never skipped; ``on_commit`` runs once the change is
-durable, which is when the outbox may start sending what the change queued.
+Those two are committed one transaction each, in the order they happened: a flush that tells
+a receiver about an alert never lands before the alert's own state. A failing store is
+retried, never skipped; ``on_commit`` runs once the change is durable, which is when the
+outbox may start sending what the change queued.
+
+It is not the store's only writer, and need not be: the other writes touch rows no
+``StateChange`` does and have no order to keep with one. Silences are saved by the API call
+that made them (which answers only once saved); heartbeat pushes and SLO minute counts are
+written by their owners; the outbox updates delivery bookkeeping of rows that exist only
+after this writer committed them (it learns of them through ``on_commit``).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections.abc import Callable
 import structlog
 
 from monitor.core.records import StateChange
-from monitor.store.base import Store
+from monitor.store.base import ChangeStore
 
 log = structlog.get_logger("monitor.store")
 RETRY_FIRST = 0.5
@@ -24,7 +30,7 @@ OnCommit = Callable[[], None]
 
 
 class StateWriter:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: ChangeStore) -> None:
         self._store = store
         self._queue: asyncio.Queue[tuple[StateChange, OnCommit | None]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
