@@ -17,7 +17,11 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/monitor run
 
+# The layer contract and the type check are part of the suite: a back-edge or a type error
+# fails CI like a failing test.
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-logo
+	$(VENV)/bin/python -m mypy
 	$(VENV)/bin/python -m pytest tests
 
 # Regenerate the lock after changing dependencies in pyproject.toml (needs `uv`).

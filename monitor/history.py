@@ -10,20 +10,12 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterator
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 from monitor.core.results import Result
 
 
 _Column = TypeVar("_Column", array, bytearray)  # type: ignore[type-arg]
-
-
-class Sample(NamedTuple):
-    at: float  # wall-clock seconds
-    up: bool
-    value: float | None
-    latency: float
 
 
 class History:
@@ -57,13 +49,6 @@ class History:
     def __len__(self) -> int:
         return self._size
 
-    def _sample(self, i: int) -> Sample:
-        value = self._value[i]
-        return Sample(self._at[i], bool(self._up[i]), None if math.isnan(value) else value, self._latency[i])
-
-    def latest(self) -> Sample | None:
-        return self._sample((self._next - 1) % self._capacity) if self._size else None
-
     def _first_at_or_after(self, since: float) -> int:
         """How many of the newest samples were taken at or after ``since`` (binary search:
         samples are appended in time order)."""
@@ -92,12 +77,3 @@ class History:
         if start + count <= self._capacity:
             return source[start:start + count]
         return source[start:] + source[: start + count - self._capacity]
-
-    def window(self, since: float) -> Iterator[Sample]:
-        """Samples taken at or after ``since``, oldest first."""
-        # Walk back from the newest: windows are usually a small tail of the buffer.
-        count = 0
-        while count < self._size and self._at[(self._next - 1 - count) % self._capacity] >= since:
-            count += 1
-        for k in range(count, 0, -1):
-            yield self._sample((self._next - k) % self._capacity)

@@ -58,12 +58,15 @@ def run_check_command(config: Config, name: str, as_json: bool) -> int:
     result = asyncio.run(once())
     trips = [_trip(loaded.rule, result, check) for loaded in config.rules_for(check)]
 
+    where = config.check_locations.get(name)  # where to go and edit it
     if as_json:
-        print(json.dumps({"check": name, "up": result.up, "value": result.value, "latency": result.latency,
+        print(json.dumps({"check": name, "defined_at": str(where) if where else None, "up": result.up, "value": result.value, "latency": result.latency,
                           "outcome": result.outcome.value, "error": result.error, "detail": result.detail,
                           "rules": trips}, indent=2, default=str))
     else:
         print(f"check    {name} ({check.kind})")
+        if where is not None:
+            print(f"defined  {where}")
         print(f"result   {'OK' if result.up else 'FAILING'} ({result.outcome.value})")
         print(f"value    {result.value if result.value is not None else '-'}")
         print(f"latency  {result.latency * 1000:.1f} ms")

@@ -7,9 +7,6 @@ from typing import Any
 
 import httpx
 
-DEFAULT_URL = "http://127.0.0.1:9464"
-
-
 def fetch_checks(url: str, timeout: float = 5.0) -> list[dict[str, Any]]:
     response = httpx.get(f"{url.rstrip('/')}/api/v1/checks", timeout=timeout)
     response.raise_for_status()

@@ -66,7 +66,6 @@ class EnvSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MONITOR_", extra="ignore")
 
-    config: str | None = None
     listen: str | None = None
     state: str | None = None
     external_url: str | None = None

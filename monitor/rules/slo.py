@@ -92,11 +92,6 @@ class SloTracker:
     def window_minutes(self) -> int:
         return self._window
 
-    @property
-    def nbytes(self) -> int:
-        """Memory of the ring itself; the same from construction on."""
-        return self._good.itemsize * len(self._good) + self._total.itemsize * len(self._total)
-
     # ---- writing ----------------------------------------------------------------------
 
     def record(self, at: float, up: bool) -> None:
@@ -273,16 +268,6 @@ class BurnRateAlert:
     long_window: float  # seconds, whole minutes
     short_window: float
     factor: float  # the burn rate both windows must exceed
-
-    def holds(self, tracker: SloTracker, now: float) -> bool:
-        """Both windows burn faster than ``factor``; a window without results never fires."""
-        try:
-            return (
-                tracker.burn_rate(self.long_window, now) > self.factor
-                and tracker.burn_rate(self.short_window, now) > self.factor
-            )
-        except NoData:
-            return False
 
     @property
     def labels(self) -> dict[str, str]:
