@@ -21,7 +21,7 @@ RULE_VARIABLES = ("up", "value", "latency", "status", "body", "detail", "labels"
 
 
 class Rule(Model):
-    alert: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    alert: str = Field(pattern=LABEL_NAME.pattern)  # it becomes the `alertname` label
     check: str | dict[str, str]
     expr: str
     for_: Duration = Field(default=0.0, alias="for")
