@@ -10,9 +10,11 @@ import asyncio
 import json
 import math
 import os
+import shutil
 import signal
 import sqlite3
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -562,16 +564,47 @@ async def test_sqlite_unopenable_path_is_a_store_error_naming_it(tmp_path: Path,
     assert str(path) in str(caught.value)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-async def test_sqlite_directory_without_permission_is_a_store_error(tmp_path: Path) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
+def _open_as(user: int | None, path: Path) -> tuple[int, str]:
+    """Open a store at ``path`` in a forked child running as ``user``: (exit code, message).
+    A fork rather than a new interpreter: the interpreter lives under /root, which `nobody`
+    may not read."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 0
+        try:
+            os.close(read)
+            if user is not None:
+                os.setgid(user)
+                os.setuid(user)
+            asyncio.run(SqliteStore(str(path)).open())
+        except StoreError as err:
+            os.write(write, str(err).encode())
+            code = 3
+        except BaseException as err:  # anything else is a failure the parent should see
+            os.write(write, repr(err).encode())
+            code = 4
+        os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        message = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), message
+
+
+def test_sqlite_directory_without_permission_is_a_store_error() -> None:
+    # Root ignores directory permissions, and CI runs as root: then the store is opened by a
+    # child running as `nobody`, in a directory only root may write to.
+    base = Path(tempfile.mkdtemp(prefix="monitor-perm-"))
     try:
-        with pytest.raises(StoreError) as caught:
-            await SqliteStore(str(locked / "state.db")).open()
-        assert str(locked / "state.db") in str(caught.value)
+        base.chmod(0o755)
+        locked = base / "locked"
+        locked.mkdir(mode=0o555)
+        code, message = _open_as(65534 if os.geteuid() == 0 else None, locked / "state.db")
+        assert code == 3, message
+        assert str(locked / "state.db") in message
     finally:
-        locked.chmod(0o700)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 async def test_sqlite_locked_database_is_a_store_error_and_the_loop_keeps_running(tmp_path: Path) -> None:
