@@ -34,7 +34,7 @@ from monitor.store.base import Store, StoreError
 from monitor.store.writer import StateWriter
 
 log = structlog.get_logger("monitor.daemon")
-SHUTDOWN_GRACE = 5.0
+SHUTDOWN_GRACE = 10.0  # seconds from SIGTERM to exit, at most (plus closing the HTTP server)
 SWEEP_INTERVAL = 5.0
 
 
@@ -241,13 +241,25 @@ class Daemon:
         finally:
             log.info("stopping")
             self.ready = False
-            await self.scheduler.stop(SHUTDOWN_GRACE)
+            # One budget for the whole stop, whatever the store or a receiver does: probes in
+            # flight, deliveries in hand, then state. What cannot be persisted in time is
+            # logged (state_not_persisted), not waited for.
+            deadline = loop.time() + SHUTDOWN_GRACE
+
+            def left() -> float:
+                return max(deadline - loop.time(), 0.1)
+
             for task in list(self._tasks):
                 task.cancel()
-            await self.notifier.stop(SHUTDOWN_GRACE)
-            await self.writer.stop()
-            await self.slos.flush()
-            await self.store.close()
+            # Independent: results of probes still running are persisted as alert states, and
+            # any notification they lead to is recomputed from those at the next start.
+            await asyncio.gather(self.scheduler.stop(left() / 2), self.notifier.stop(left() / 2))
+            await self.writer.stop(left())
+            for step, work in (("slo_counts_flush", self.slos.flush()), ("state_close", self.store.close())):
+                try:
+                    await asyncio.wait_for(work, left())
+                except (TimeoutError, Exception) as err:  # the store is down: say so and go on
+                    log.error("shutdown_step_failed", step=step, error=str(err) or type(err).__name__)
             await runner.cleanup()
             await self.env.close()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

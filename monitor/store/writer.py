@@ -5,6 +5,13 @@ a receiver about an alert never lands before the alert's own state. A failing st
 retried, never skipped; ``on_commit`` runs once the change is durable, which is when the
 outbox may start sending what the change queued.
 
+A store that cannot be written must not keep a page from going out (the store may be the very
+database whose outage should page). So the first failure of a change also runs its
+``on_failure``: the notifier then hands the change's notifications to the outbox to deliver
+from memory, and ``on_commit`` later tells the outbox the change is durable, which reconciles
+(docs/notifications.md, "When the state store fails"). Retries back off to at most
+``RETRY_MAX``, so a store that is back is noticed within seconds.
+
 It is not the store's only writer, and need not be: the other writes touch rows no
 ``StateChange`` does and have no order to keep with one. Silences are saved by the API call
 that made them (which answers only once saved); heartbeat pushes and SLO minute counts are
@@ -15,54 +22,110 @@ after this writer committed them (it learns of them through ``on_commit``).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 
 from monitor.core.records import StateChange
+from monitor.core.results import one_line
 from monitor.store.base import ChangeStore
 
 log = structlog.get_logger("monitor.store")
 RETRY_FIRST = 0.5
-RETRY_MAX = 30.0
+RETRY_MAX = 5.0
 
-OnCommit = Callable[[], None]
+Callback = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class _Queued:
+    change: StateChange
+    on_commit: Callback | None
+    on_failure: Callback | None
 
 
 class StateWriter:
     def __init__(self, store: ChangeStore) -> None:
         self._store = store
-        self._queue: asyncio.Queue[tuple[StateChange, OnCommit | None]] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self.failing_since: float | None = None  # wall time of the first failed commit of an outage
+        self.last_error = ""
+        self.failures = 0  # failed commit attempts since start
+        self._in_hand: StateChange | None = None  # the change being committed (for stop's report)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+        self._task = asyncio.create_task(self._run(), name="state-writer")
 
-    def submit(self, change: StateChange, on_commit: OnCommit | None = None) -> None:
-        self._queue.put_nowait((change, on_commit))
+    def submit(self, change: StateChange, on_commit: Callback | None = None,
+               on_failure: Callback | None = None) -> None:
+        """Queue ``change``; ``on_failure`` runs at most once, when its first commit fails."""
+        self._queue.put_nowait(_Queued(change, on_commit, on_failure))
 
-    async def stop(self) -> None:
-        """Write everything queued, then stop."""
-        if self._task is not None:
-            await self._queue.join()
-            self._task.cancel()
-            self._task = None
+    async def stop(self, grace: float = 5.0) -> int:
+        """Write what is queued within ``grace`` seconds, then stop; how many changes could
+        not be persisted (logged, with what they held)."""
+        if self._task is None:
+            return 0
+        try:
+            await asyncio.wait_for(self._queue.join(), grace)
+        except TimeoutError:
+            pass
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+        lost = [self._in_hand] if self._in_hand is not None else []
+        while not self._queue.empty():
+            lost.append(self._queue.get_nowait().change)
+        if lost:
+            log.error("state_not_persisted", changes=len(lost),
+                      alerts=sum(len(c.upsert) + len(c.delete) for c in lost),
+                      notifications=sum(len(c.outbox) for c in lost), error=self.last_error,
+                      detail="the store could not be written before the shutdown grace ran out")
+        return len(lost)
 
     async def _run(self) -> None:
         while True:
-            change, on_commit = await self._queue.get()
-            delay = RETRY_FIRST
-            while True:
+            queued = await self._queue.get()
+            self._in_hand = queued.change
+            await self._commit(queued)
+            self._in_hand = None
+            if queued.on_commit is not None:
                 try:
-                    await self._store.commit(change)
-                    break
-                except Exception as err:
-                    log.error("state_commit_failed", error=str(err), retry_in=delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX)
-            if on_commit is not None:
-                try:
-                    on_commit()
+                    queued.on_commit()
                 except Exception:  # the change is durable; a broken callback must not stop writing
                     log.exception("state_commit_callback_failed")
             self._queue.task_done()
+
+    async def _commit(self, queued: _Queued) -> None:
+        delay = RETRY_FIRST
+        failed_once = False
+        while True:
+            try:
+                await self._store.commit(queued.change)
+            except Exception as err:
+                self.failures += 1
+                self.last_error = one_line(str(err))
+                if self.failing_since is None:
+                    self.failing_since = time.time()
+                    log.error("state_store_failing", error=self.last_error)
+                else:
+                    log.warning("state_commit_retry", error=self.last_error, retry_in=delay)
+                if not failed_once and queued.on_failure is not None:
+                    failed_once = True
+                    try:
+                        queued.on_failure()
+                    except Exception:
+                        log.exception("state_failure_callback_failed")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            if self.failing_since is not None:
+                log.warning("state_store_recovered", failing_for=round(time.time() - self.failing_since, 1))
+                self.failing_since = None
+            return
