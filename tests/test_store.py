@@ -305,6 +305,17 @@ async def test_concurrent_claims_from_two_stores_exactly_one_wins(new_store: Sto
     assert [results[2 * n] + results[2 * n + 1] for n in range(len(entries))] == [1] * len(entries)
 
 
+async def test_release_claims_frees_every_unfinished_claim(store: Store) -> None:
+    await store.commit(StateChange(outbox=[entry("a", seq=1), entry("b", seq=2), entry("c", seq=3)]))
+    assert await store.claim_outbox("ob-a", 100.0, 1e12)  # a run that died mid-send
+    assert await store.claim_outbox("ob-b", 100.0, 1e12)
+    await store.finish_outbox("ob-b", "delivered", 101.0)
+    assert await store.release_claims() == 1  # the finished one is not touched
+    assert await store.claim_outbox("ob-a", 102.0, 132.0)  # free at once, no lease to wait out
+    assert not await store.claim_outbox("ob-b", 102.0, 132.0)
+    assert [e.id for e in await store.load_outbox()] == ["ob-a", "ob-c"]
+
+
 async def test_retry_releases_the_claim_and_keeps_the_entry(store: Store) -> None:
     await store.commit(StateChange(outbox=[entry("a")]))
     assert await store.claim_outbox("ob-a", 100.0, 130.0)

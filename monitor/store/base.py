@@ -68,6 +68,11 @@ class OutboxStore(Protocol):
         """Compare-and-set: take the entry for sending until ``until``. False when it is
         finished, gone, or claimed by someone else whose claim has not run out by ``now``."""
 
+    async def release_claims(self) -> int:
+        """Release every claim on unfinished entries; how many there were. Called at start:
+        one daemon per store (docs/architecture.md), so a claim found then was left by a run
+        of this daemon that died mid-send, and waiting out its lease would only delay pages."""
+
     async def retry_outbox(self, entry_id: str, attempts: int, next_attempt_at: float, error: str) -> None:
         """A failed attempt: record it and release the claim."""
 

@@ -141,6 +141,7 @@ _CLAIM_OUTBOX = """
     UPDATE {s}.outbox SET claimed_until = %s
     WHERE id = %s AND done_at IS NULL AND (claimed_until IS NULL OR claimed_until <= %s)
 """
+_RELEASE_CLAIMS = "UPDATE {s}.outbox SET claimed_until = NULL WHERE done_at IS NULL AND claimed_until IS NOT NULL"
 _RETRY_OUTBOX = """
     UPDATE {s}.outbox SET attempts = %s, next_attempt_at = %s, last_error = %s,
                           claimed_until = NULL
@@ -298,6 +299,13 @@ class PostgresStore:
         async def work(cur: Cursor) -> bool:
             await cur.execute(self._sql(_CLAIM_OUTBOX), (until, entry_id, now))
             return cur.rowcount == 1
+
+        return await self._run(work)
+
+    async def release_claims(self) -> int:
+        async def work(cur: Cursor) -> int:
+            await cur.execute(self._sql(_RELEASE_CLAIMS))
+            return cur.rowcount
 
         return await self._run(work)
 

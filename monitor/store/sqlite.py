@@ -132,6 +132,7 @@ _CLAIM_OUTBOX = """
     UPDATE outbox SET claimed_until = ?
     WHERE id = ? AND done_at IS NULL AND (claimed_until IS NULL OR claimed_until <= ?)
 """
+_RELEASE_CLAIMS = "UPDATE outbox SET claimed_until = NULL WHERE done_at IS NULL AND claimed_until IS NOT NULL"
 _RETRY_OUTBOX = """
     UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, claimed_until = NULL
     WHERE id = ?
@@ -282,6 +283,13 @@ class SqliteStore:
         def work(conn: sqlite3.Connection) -> bool:
             with _write_transaction(conn):
                 return conn.execute(_CLAIM_OUTBOX, (until, entry_id, now)).rowcount == 1
+
+        return await self._call(work)
+
+    async def release_claims(self) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            with _write_transaction(conn):
+                return conn.execute(_RELEASE_CLAIMS).rowcount
 
         return await self._call(work)
 
