@@ -311,7 +311,7 @@ def slo_rules(check: CheckBase) -> list[LoadedRule]:
 
 
 def alert_labels(loaded: LoadedRule, check: CheckBase) -> dict[str, str]:
-    """CONTRACT §2: the check's labels, the rule's labels (which win), alertname, check, severity."""
+    """The check's labels, the rule's labels (which win), alertname, check, severity (docs/configuration.md)."""
     labels = {**check.labels, **loaded.rule.labels, "alertname": loaded.rule.alert, "check": check.name}
     labels.setdefault("severity", DEFAULT_SEVERITY)
     return labels

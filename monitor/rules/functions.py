@@ -134,7 +134,7 @@ class SloFunctions:
 
 def variables(result: Result, labels: dict[str, str], now: float, stale_after: float | None = None,
               error_budget_remaining: float = 1.0) -> dict[str, Any]:
-    """The instant variables of CONTRACT §2, from one result.
+    """The instant variables of a rule expression (docs/configuration.md), from one result.
 
     ``age`` is how long ago that result was taken. A check whose results stopped coming
     (``age`` past ``stale_after``) reads as down: silence must never look healthy.
