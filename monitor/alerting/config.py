@@ -1,5 +1,5 @@
 """The Alertmanager-format sections of ``monitor.yaml``: ``receivers``, ``route``,
-``inhibit_rules`` and ``time_intervals`` (CONTRACT §2, §5).
+``inhibit_rules`` and ``time_intervals`` (reference: docs/configuration.md).
 
 The promise is that these sections of a user's existing ``alertmanager.yml`` load unchanged.
 So options Alertmanager documents but we do not act on (``http_config``, ``email_configs``,
@@ -126,7 +126,7 @@ class SlackConfig(Lenient):
 
     api_url: SecretStr  # the webhook URL is the credential
     channel: str | None = None
-    send_resolved: bool = True  # CONTRACT §5 (Alertmanager's own default is false)
+    send_resolved: bool = True  # our default (docs/configuration.md); Alertmanager's own is false
     title: str | None = None
     text: str | None = None
     timeout: Duration | None = None  # None: the integration's default deadline
@@ -185,7 +185,7 @@ class WebhookConfig(Lenient):
 
     ignored_options: ClassVar[frozenset[str]] = _COMMON | {"url_file"}
 
-    url: SecretStr  # CONTRACT §2: webhook URLs are secrets (they often embed a token)
+    url: SecretStr  # a secret: webhook URLs often embed a token
     hmac_secret: SecretStr | None = None
     send_resolved: bool = True
     max_alerts: int = Field(default=0, ge=0)  # 0: no limit, as in Alertmanager

@@ -5,7 +5,7 @@ group is due, its notifications become one outbox entry per integration of the r
 Those entries and the group's new "last told" record are one ``StateChange``, committed by
 the same ordered writer as the alert states, and handed to the outbox only once durable:
 nothing is sent that a crash could make us forget having decided, and nothing decided is
-lost (CONTRACT §5).
+lost (docs/notifications.md, "Delivery guarantees").
 """
 
 from __future__ import annotations

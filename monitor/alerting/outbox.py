@@ -159,7 +159,7 @@ class Outbox:
         """Let each worker finish the delivery in hand (up to ``grace`` seconds), then stop.
 
         Cancelling a send that the receiver already accepted would leave it claimed but not
-        marked delivered, and the next run would page again (CONTRACT §1: SIGTERM finishes
+        marked delivered, and the next run would page again (docs/notifications.md: SIGTERM finishes
         in-flight deliveries). Workers idle or in backoff stop at once."""
         self._stopped = True
         for wake in self._wake.values():

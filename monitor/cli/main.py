@@ -1,4 +1,4 @@
-"""`monitor run | validate | check | status | silence | notify-test` (CONTRACT §1). Bad input gives one line, never a traceback."""
+"""`monitor run | validate | check | status | silence | notify-test`. Bad input gives one line, never a traceback."""
 
 from __future__ import annotations
 

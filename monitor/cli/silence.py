@@ -1,4 +1,4 @@
-"""`monitor silence add | list | expire`: manage silences on a running daemon (CONTRACT §1).
+"""`monitor silence add | list | expire`: manage silences on a running daemon.
 
 Talks to the daemon's API (`/api/v1/silences`); every failure is one line on stderr.
 Exit codes: 0 done, 1 daemon unreachable or it refused, 2 bad arguments (e.g. a matcher).

@@ -1,4 +1,4 @@
-"""Config problems, always reported as ``file:line: message`` (CONTRACT §1)."""
+"""Config problems, always reported as ``file:line: message``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What one probe run produces (CONTRACT §2), shared by every later stage."""
+"""What one probe run produces (docs/configuration.md, "The result of a run"), shared by every later stage."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics (CONTRACT §4).
+"""Prometheus metrics (listed in docs/metrics.md).
 
 Per-check series are rendered at scrape time from CheckStatuses (exposition.py),
 not kept in prometheus_client's labelled metrics: checks carry different label sets, and

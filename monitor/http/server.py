@@ -1,4 +1,4 @@
-"""aiohttp application for CONTRACT §3."""
+"""The aiohttp application: the endpoints of docs/http-api.md."""
 
 from __future__ import annotations
 
