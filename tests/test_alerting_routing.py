@@ -627,7 +627,7 @@ def test_an_existing_alertmanager_yml_loads_unchanged() -> None:
     assert pagerduty.url == "https://events.pagerduty.com/v2/enqueue"
     webhook = config.receivers[3].webhook_configs[0]
     assert (webhook.max_alerts, webhook.send_resolved, webhook.timeout) == (20, False, 10.0)
-    assert config.receivers[1].slack_configs[0].send_resolved is True  # our default (CONTRACT §5)
+    assert config.receivers[1].slack_configs[0].send_resolved is True  # our default (docs/notifications.md)
     assert {w.loc[-1] for w in config.warnings()} == {"username", "icon_emoji", "http_config", "description", "details"}
 
     rule = config.inhibit_rules[1]

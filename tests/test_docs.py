@@ -272,10 +272,12 @@ def exported_metric_names(tmp_path: Path) -> set[str]:
     config = load_config(tmp_path / "monitor.yaml", environ={})
     daemon = Daemon(config)
     daemon.statuses.configure(config.checks)
+    daemon.slos.configure(config.checks)
     daemon.engine.configure(config.checks, config.rules)
     result = Result(up=True, value=95.0, latency=0.01, at=daemon.now())
     daemon.statuses.record("disk_root", result)
-    daemon.engine.evaluate(config.checks[0], result)
+    daemon.slos.record("disk_root", result)
+    daemon.engine.evaluate("disk_root", result)
     body, _ = daemon.render_metrics("")
     return set(re.findall(r"^# TYPE (\S+) \S+$", body.decode(), re.MULTILINE))
 

@@ -1,4 +1,4 @@
-"""CONTRACT §5 end to end: the real daemon as a subprocess, receivers that are down, kill -9.
+"""Delivery guarantees (docs/notifications.md) end to end: the real daemon as a subprocess, receivers that are down, kill -9.
 
 Every receiver must get exactly one trigger and exactly one resolve for one outage, with the
 same PagerDuty dedup_key, although the daemon is killed twice: once while the page cannot be

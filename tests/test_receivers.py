@@ -1,6 +1,6 @@
 """Receivers: the exact bytes each integration sends, and how every kind of failure is classified.
 
-HTTP is mocked with respx (the shapes are the contract: CONTRACT §5, Slack/PagerDuty/Alertmanager
+HTTP is mocked with respx (the shapes are the contract: docs/notifications.md, Slack/PagerDuty/Alertmanager
 docs); one test uses a real local aiohttp server, because an HMAC is only worth anything if it
 matches the bytes that actually crossed the wire.
 """
