@@ -386,12 +386,6 @@ class AlertingConfig(Model):
                     out.append(ConfigWarning(("receivers", r_index, kind, index, key), message))
         return out
 
-    def receiver(self, name: str) -> ReceiverConfig | None:
-        return next((r for r in self.receivers if r.name == name), None)
-
-    def time_interval(self, name: str) -> TimeInterval | None:
-        return next((t for t in self.time_intervals if t.name == name), None)
-
 
 def _unique(names: list[str], section: str, what: str, problems: list[tuple[Loc, str]]) -> set[str]:
     seen: set[str] = set()
