@@ -135,9 +135,14 @@ async def until(check: Callable[[], bool], what: str, timeout: float = DEADLINE)
         await asyncio.sleep(0.01)
 
 
+def pending(box: Outbox) -> int:
+    """Entries the outbox holds in memory, not yet finished: the sum of its queues."""
+    return sum(count for _, count, _ in box.waiting())
+
+
 async def drained(box: Outbox, timeout: float = DEADLINE) -> None:
     """Everything handed to the outbox is finished in this process (store written, metrics counted)."""
-    await until(lambda: box.pending() == 0, "the outbox to drain", timeout)
+    await until(lambda: pending(box) == 0, "the outbox to drain", timeout)
 
 
 def keys(sink: ReceiverSink, *, accepted_only: bool = False) -> list[str]:
@@ -428,7 +433,7 @@ async def test_a_new_outbox_delivers_what_the_previous_one_left(store: SqliteSto
 
     second_registry = CollectorRegistry()
     second = await make_outbox([target], registry_=second_registry)
-    assert second.pending() == 2  # "b" and "c", not "a"
+    assert pending(second) == 2  # "b" and "c", not "a"
     await drained(second)
 
     assert keys(sink) == ["a", "b", "b", "c"]
@@ -454,7 +459,7 @@ async def test_stop_finishes_the_delivery_in_hand_so_a_restart_does_not_resend(
     assert sent(registry, "delivered") == 1
     assert await store.load_outbox() == []
     again = await make_outbox([target], registry_=CollectorRegistry())
-    assert again.pending() == 0
+    assert pending(again) == 0
     assert keys(sink) == ["a"]
 
 
@@ -543,7 +548,7 @@ async def test_entries_of_a_removed_target_fail_without_being_sent(store: Sqlite
     later = time.time() + 60
     await commit(store, entry("a", 1, target, attempts=1, next_attempt_at=later), entry("b", 2, target))
     box = await make_outbox([target, other])
-    assert box.pending() == 2
+    assert pending(box) == 2
     await in_backoff_wait(box, target)
     box.configure([other])
     await drained(box, timeout=2.0)  # far sooner than the 60 s backoff

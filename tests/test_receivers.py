@@ -1,7 +1,7 @@
 """Receivers: the exact bytes each integration sends, and how every kind of failure is classified.
 
-HTTP is mocked with respx (the shapes are the contract: docs/notifications.md, Slack/PagerDuty/Alertmanager
-docs); one test uses a real local aiohttp server, because an HMAC is only worth anything if it
+HTTP is mocked with respx (the shapes are the contract: docs/notifications.md, Slack/PagerDuty/
+Alertmanager docs); one test uses a real local aiohttp server, because an HMAC is only worth anything if it
 matches the bytes that actually crossed the wire.
 """
 
@@ -13,15 +13,17 @@ import hmac
 import json
 from collections.abc import AsyncIterator
 from email.utils import formatdate
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
 import respx
 from aiohttp import web
 
+from monitor.alerting.config import ReceiverConfig
 from monitor.alerting.model import Alert, Notification
 from monitor.alerting.receivers import (
+    RECEIVERS,
     AlertmanagerIntegration,
     DeliveryError,
     Integration,
@@ -31,8 +33,9 @@ from monitor.alerting.receivers import (
     classify,
     safe_url,
 )
-from monitor.alerting.receivers.pagerduty import dedup_key
+from monitor.alerting.receivers.pagerduty import Severity, dedup_key
 from monitor.core.clock import FakeClock
+from monitor.core.labels import SEVERITIES
 
 SLACK_URL = "https://hooks.slack.com/services/T000SECRET/B000SECRET/XXXXsecretXXXXtoken"
 PD_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -100,6 +103,33 @@ def test_integrations_satisfy_the_protocol() -> None:
     assert [i.name for i in (SlackIntegration(SLACK_URL), PagerDutyIntegration(ROUTING_KEY),
                              WebhookIntegration(HOOK_URL), AlertmanagerIntegration(AM_URL))] == [
         "slack", "pagerduty", "webhook", "alertmanager"]
+
+
+def test_each_integration_declares_what_the_outbox_reads() -> None:
+    # Only Alertmanager forwarding must keep hearing about what still fires.
+    integrations = (SlackIntegration(SLACK_URL, timeout=1.5), PagerDutyIntegration(ROUTING_KEY, timeout=1.5),
+                    WebhookIntegration(HOOK_URL, timeout=1.5), AlertmanagerIntegration(AM_URL, timeout=1.5))
+    assert [(i.name, i.timeout, i.resends) for i in integrations] == [
+        ("slack", 1.5, False), ("pagerduty", 1.5, False), ("webhook", 1.5, False), ("alertmanager", 1.5, True)]
+
+
+def test_a_receiver_entry_has_one_list_per_table_row_in_table_order() -> None:
+    assert list(ReceiverConfig.model_fields) == ["name", *RECEIVERS]
+    entry = ReceiverConfig.model_validate({
+        "name": "all",
+        "alertmanager_configs": [{"url": AM_URL}],
+        "slack_configs": [{"api_url": SLACK_URL}],
+        "webhook_configs": [{"url": HOOK_URL}],
+        "pagerduty_configs": [{"routing_key": ROUTING_KEY}],
+    })
+    assert [(key, index) for key, index, _ in entry.integrations()] == [(key, 0) for key in RECEIVERS]
+    assert [RECEIVERS[key].build(config).name for key, _, config in entry.integrations()] == [
+        "slack", "pagerduty", "webhook", "alertmanager"]
+
+
+def test_the_pagerduty_severity_type_is_the_shared_severity_list() -> None:
+    # The Literal exists for typing only; what is valid, and in which order, is SEVERITIES.
+    assert get_args(Severity) == SEVERITIES
 
 
 # ---- Slack ------------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """The Alertmanager-format sections of ``monitor.yaml``: ``receivers``, ``route``,
-``inhibit_rules`` and ``time_intervals`` (reference: docs/configuration.md).
+``inhibit_rules`` and ``time_intervals`` (``docs/configuration.md``).
 
 The promise is that these sections of a user's existing ``alertmanager.yml`` load unchanged.
 So options Alertmanager documents but we do not act on (``http_config``, ``email_configs``,
 Slack's ``color``...) are accepted, dropped and reported by :meth:`AlertingConfig.warnings`
 - refusing them would break that promise, and silently ignoring them would hide that, say,
 an email receiver will never send. Keys Alertmanager does not know either are still errors,
-as everywhere else in our config: they are typos.
+as everywhere else in our config: they are typos. Each integration's options, and the ones
+it ignores, are declared in its module under ``monitor.alerting.receivers``.
 
 Cross-references (receivers named by routes, time intervals named by routes, unique names,
 a root route with a receiver and no matchers) are checked once the whole section is read;
@@ -15,22 +16,21 @@ all problems are reported together in one :class:`AlertingConfigError`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, create_model, field_validator, model_validator
 
 from monitor.alerting.matchers import Matcher, Matchers, from_legacy
+from monitor.alerting.receivers import RECEIVERS
+from monitor.alerting.receivers.options import Lenient
 from monitor.alerting.time_intervals import TimeInterval
 from monitor.core.durations import Duration
+from monitor.core.labels import is_label_name
 from monitor.core.model import Model
 
 Loc = tuple[str | int, ...]
-
-_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
 
 @dataclass(frozen=True)
@@ -79,141 +79,6 @@ def _scalar_text(value: Any) -> Any:
 LabelMap = Annotated[dict[str, str], BeforeValidator(_stringify)]
 
 
-def _http_url(url: str, field: str) -> None:
-    if not url.startswith(("http://", "https://")):
-        # The value may be a secret: say what is wrong without echoing it.
-        raise ValueError(f"{field} must be an http:// or https:// URL")
-
-
-class Lenient(Model):
-    """A config block that accepts the Alertmanager options listed in ``ignored_options`` and
-    drops them, remembering which ones it saw so they can be reported."""
-
-    ignored_options: ClassVar[frozenset[str]] = frozenset()
-    _ignored: tuple[str, ...] = PrivateAttr(default=())
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _drop_ignored(cls, data: Any, handler: Any) -> Any:
-        ignored: tuple[str, ...] = ()
-        if isinstance(data, Mapping):
-            ignored = tuple(key for key in data if key in cls.ignored_options)
-            data = {key: value for key, value in data.items() if key not in cls.ignored_options}
-        model = handler(data)
-        model._ignored = ignored
-        return model
-
-    @property
-    def ignored(self) -> tuple[str, ...]:
-        """The Alertmanager options this block had that we do not act on."""
-        return self._ignored
-
-
-# Options every Alertmanager integration shares that we do not act on.
-_COMMON = frozenset({"http_config"})
-PagerDutySeverity = Literal["critical", "error", "warning", "info"]
-
-
-class SlackConfig(Lenient):
-    """An incoming-webhook Slack receiver."""
-
-    ignored_options: ClassVar[frozenset[str]] = _COMMON | {
-        "api_url_file", "app_token", "app_token_file", "app_url", "message_text",
-        "icon_emoji", "icon_url", "link_names", "username", "actions", "callback_id",
-        "color", "fallback", "fields", "footer", "mrkdwn_in", "pretext", "short_fields",
-        "title_link", "image_url", "thumb_url", "update_message",
-    }  # fmt: skip
-
-    api_url: SecretStr  # the webhook URL is the credential
-    channel: str | None = None
-    send_resolved: bool = True  # our default (docs/configuration.md); Alertmanager's own is false
-    title: str | None = None
-    text: str | None = None
-    timeout: Duration | None = None  # None: the integration's default deadline
-
-    @field_validator("api_url")
-    @classmethod
-    def _url(cls, url: SecretStr) -> SecretStr:
-        _http_url(url.get_secret_value(), "api_url")
-        return url
-
-
-class PagerDutyConfig(Lenient):
-    """A PagerDuty Events API v2 receiver."""
-
-    ignored_options: ClassVar[frozenset[str]] = _COMMON | {
-        "routing_key_file", "service_key", "service_key_file", "client", "client_url",
-        "description", "details", "images", "links", "source", "class", "component", "group",
-    }  # fmt: skip
-
-    routing_key: SecretStr
-    url: str = PAGERDUTY_EVENTS_URL
-    # None: derived per notification from the alerts' `severity` label (critical, error, warning, info).
-    severity: PagerDutySeverity | None = None
-    send_resolved: bool = True
-    timeout: Duration | None = None
-
-    @field_validator("severity", mode="before")
-    @classmethod
-    def _severity(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            if "{{" in value:
-                # An Alertmanager template such as '{{ .CommonLabels.severity }}': deriving the
-                # severity from the alerts' labels is what we do without one, so that is its meaning.
-                return None
-            value = value.strip().lower()
-            if value not in ("critical", "error", "warning", "info"):
-                raise ValueError(f"severity must be one of critical, error, warning, info; got {value!r}")
-        return value
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: str) -> str:
-        _http_url(url, "url")
-        return url
-
-    @field_validator("routing_key")
-    @classmethod
-    def _key(cls, key: SecretStr) -> SecretStr:
-        if not key.get_secret_value().strip():
-            raise ValueError("routing_key is empty (is its ${VARIABLE} set?)")
-        return key
-
-
-class WebhookConfig(Lenient):
-    """Alertmanager's generic webhook (payload version 4), optionally HMAC-signed."""
-
-    ignored_options: ClassVar[frozenset[str]] = _COMMON | {"url_file"}
-
-    url: SecretStr  # a secret: webhook URLs often embed a token
-    hmac_secret: SecretStr | None = None
-    send_resolved: bool = True
-    max_alerts: int = Field(default=0, ge=0)  # 0: no limit, as in Alertmanager
-    timeout: Duration | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: SecretStr) -> SecretStr:
-        _http_url(url.get_secret_value(), "url")
-        return url
-
-
-class AlertmanagerForwardConfig(Lenient):
-    """Forward alerts to an Alertmanager (its ``/api/v2/alerts``): our extension."""
-
-    ignored_options: ClassVar[frozenset[str]] = _COMMON
-
-    url: str
-    send_resolved: bool = True
-    timeout: Duration | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: str) -> str:
-        _http_url(url, "url")
-        return url
-
-
 # Alertmanager integrations we do not deliver to: accepted so the file loads, reported.
 UNSUPPORTED_INTEGRATIONS = frozenset({
     "discord_configs", "email_configs", "jira_configs", "msteams_configs", "msteamsv2_configs",
@@ -222,27 +87,38 @@ UNSUPPORTED_INTEGRATIONS = frozenset({
 })  # fmt: skip
 
 
-class ReceiverConfig(Lenient):
+class ReceiverBase(Lenient):
+    """What every ``receivers:`` entry has; :data:`ReceiverConfig` adds one list per
+    integration kind in ``RECEIVERS``."""
+
     ignored_options: ClassVar[frozenset[str]] = UNSUPPORTED_INTEGRATIONS
 
     name: str = Field(min_length=1)
-    slack_configs: list[SlackConfig] = Field(default_factory=list)
-    pagerduty_configs: list[PagerDutyConfig] = Field(default_factory=list)
-    webhook_configs: list[WebhookConfig] = Field(default_factory=list)
-    alertmanager_configs: list[AlertmanagerForwardConfig] = Field(default_factory=list)
 
     def integrations(self) -> Iterator[tuple[str, int, Lenient]]:
         """``(kind, index, config)`` for every integration, e.g. ``("slack_configs", 0, ...)``."""
-        for kind in ("slack_configs", "pagerduty_configs", "webhook_configs", "alertmanager_configs"):
+        for kind in RECEIVERS:
             configs: list[Lenient] = getattr(self, kind)
             for index, config in enumerate(configs):
                 yield kind, index, config
 
 
+# Built from the table, so a new integration needs no edit here. mypy cannot see fields made
+# at run time, so to it every receiver is the typed base (name, integrations()).
+if TYPE_CHECKING:
+    ReceiverConfig = ReceiverBase
+else:
+    ReceiverConfig = create_model(
+        "ReceiverConfig",
+        __base__=ReceiverBase,
+        **{key: (list[kind.model], Field(default_factory=list)) for key, kind in RECEIVERS.items()},
+    )
+
+
 def _label_names(names: list[str], field: str) -> list[str]:
     seen: set[str] = set()
     for name in names:
-        if not _LABEL_NAME.match(name):
+        if not is_label_name(name):
             raise ValueError(f"{field}: invalid label name {name!r}")
         if name in seen:
             raise ValueError(f"{field}: duplicated label {name!r}")
@@ -385,12 +261,6 @@ class AlertingConfig(Model):
                     message = f"{who}: {kind} option {key} is not supported and is ignored"
                     out.append(ConfigWarning(("receivers", r_index, kind, index, key), message))
         return out
-
-    def receiver(self, name: str) -> ReceiverConfig | None:
-        return next((r for r in self.receivers if r.name == name), None)
-
-    def time_interval(self, name: str) -> TimeInterval | None:
-        return next((t for t in self.time_intervals if t.name == name), None)
 
 
 def _unique(names: list[str], section: str, what: str, problems: list[tuple[Loc, str]]) -> set[str]:

@@ -8,22 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monitor.alerting.config import (
-    AlertingConfig,
-    AlertmanagerForwardConfig,
-    Lenient,
-    PagerDutyConfig,
-    SlackConfig,
-    WebhookConfig,
-)
-from monitor.alerting.receivers import (
-    AlertmanagerIntegration,
-    Integration,
-    PagerDutyIntegration,
-    SlackIntegration,
-    WebhookIntegration,
-)
-from monitor.alerting.receivers.base import DEFAULT_TIMEOUT
+from monitor.alerting.config import AlertingConfig
+from monitor.alerting.receivers import RECEIVERS, Integration, Lenient
 
 
 @dataclass(frozen=True)
@@ -41,12 +27,12 @@ class Target:
 
     @property
     def timeout(self) -> float:
-        return float(getattr(self.integration, "timeout", DEFAULT_TIMEOUT))
+        return self.integration.timeout
 
     @property
     def resends(self) -> bool:
         """Whether it must keep hearing about firing alerts (Alertmanager forwarding)."""
-        return bool(getattr(self.integration, "resends", False))
+        return self.integration.resends
 
 
 def target_name(receiver: str, config_key: str, index: int) -> str:
@@ -66,25 +52,12 @@ def build_targets(config: AlertingConfig) -> dict[str, list[Target]]:
     out: dict[str, list[Target]] = {}
     for receiver in config.receivers:
         out[receiver.name] = [
-            Target(target_name(receiver.name, key, index), receiver.name, build_integration(entry))
+            Target(target_name(receiver.name, key, index), receiver.name, build_integration(key, entry))
             for key, index, entry in receiver.integrations()
         ]
     return out
 
 
-def build_integration(entry: Lenient) -> Integration:
-    timeout = getattr(entry, "timeout", None) or DEFAULT_TIMEOUT
-    if isinstance(entry, SlackConfig):
-        return SlackIntegration(entry.api_url.get_secret_value(), channel=entry.channel,
-                                send_resolved=entry.send_resolved, title=entry.title, text=entry.text,
-                                timeout=timeout)
-    if isinstance(entry, PagerDutyConfig):
-        return PagerDutyIntegration(entry.routing_key.get_secret_value(), url=entry.url, severity=entry.severity,
-                                    send_resolved=entry.send_resolved, timeout=timeout)
-    if isinstance(entry, WebhookConfig):
-        secret = entry.hmac_secret.get_secret_value() if entry.hmac_secret is not None else None
-        return WebhookIntegration(entry.url.get_secret_value(), hmac_secret=secret,
-                                  send_resolved=entry.send_resolved, max_alerts=entry.max_alerts, timeout=timeout)
-    if isinstance(entry, AlertmanagerForwardConfig):
-        return AlertmanagerIntegration(entry.url, timeout=timeout, send_resolved=entry.send_resolved)
-    raise TypeError(f"no integration for {type(entry).__name__}")
+def build_integration(config_key: str, entry: Lenient) -> Integration:
+    """The integration for one entry of ``config_key`` (``slack_configs``...), built by its module."""
+    return RECEIVERS[config_key].build(entry)

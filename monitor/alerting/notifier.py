@@ -5,7 +5,7 @@ group is due, its notifications become one outbox entry per integration of the r
 Those entries and the group's new "last told" record are one ``StateChange``, committed by
 the same ordered writer as the alert states, and handed to the outbox only once durable:
 nothing is sent that a crash could make us forget having decided, and nothing decided is
-lost (docs/notifications.md, "Delivery guarantees").
+lost (``docs/notifications.md``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from monitor.alerting.inhibition import Inhibitor, InhibitRule
 from monitor.alerting.integrations import Target, build_targets
 from monitor.alerting.model import Alert, Notification
 from monitor.alerting.outbox import Outbox
-from monitor.alerting.receivers.alertmanager import RESEND_INTERVAL
+from monitor.alerting.receivers.base import RESEND_INTERVAL
 from monitor.alerting.routing import RoutingTree
 from monitor.alerting.silences import SilenceBook
 from monitor.rules.alerts import Transition

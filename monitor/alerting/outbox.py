@@ -147,9 +147,6 @@ class Outbox:
         self._wake[entry.target].set()
         self._gauge(entry.target)
 
-    def pending(self) -> int:
-        return sum(len(q) for q in self._queues.values())
-
     def waiting(self) -> list[tuple[str, int, str]]:
         """(target, entries queued, the oldest one's last error) for every non-empty queue:
         what the status page shows while a receiver is not taking pages."""
@@ -159,8 +156,8 @@ class Outbox:
         """Let each worker finish the delivery in hand (up to ``grace`` seconds), then stop.
 
         Cancelling a send that the receiver already accepted would leave it claimed but not
-        marked delivered, and the next run would page again (docs/notifications.md: SIGTERM finishes
-        in-flight deliveries). Workers idle or in backoff stop at once."""
+        marked delivered, and the next run would page again (SIGTERM finishes in-flight
+        deliveries: ``docs/notifications.md``). Workers idle or in backoff stop at once."""
         self._stopped = True
         for wake in self._wake.values():
             wake.set()

@@ -4,20 +4,38 @@ silence and page from one there."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
 from monitor.core.timestamps import rfc3339
 from monitor.alerting.model import Alert, Notification
-from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, only_wanted, post
+from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, RESEND_INTERVAL, only_wanted, post
+from monitor.alerting.receivers.options import COMMON_IGNORED, Lenient, Url
 from monitor.core.clock import Clock, SystemClock
+from monitor.core.durations import Duration
 
-# Prometheus re-sends firing alerts every minute (--rules.alert.resend-delay) and marks each
-# valid for four such periods: an Alertmanager that stops hearing about an alert (because
-# this daemon died) resolves it by itself a few minutes later instead of paging forever.
-RESEND_INTERVAL = 60.0
+# Prometheus marks each firing alert it sends valid for four resend periods: an
+# Alertmanager that stops hearing about an alert (because this daemon died) resolves it by
+# itself a few minutes later instead of paging forever.
 VALID_FOR = 4 * RESEND_INTERVAL
+
+
+class AlertmanagerForwardConfig(Lenient):
+    """One ``alertmanager_configs`` entry: forward alerts to an Alertmanager (its
+    ``/api/v2/alerts``). Our extension; Alertmanager itself has no such receiver."""
+
+    ignored_options: ClassVar[frozenset[str]] = COMMON_IGNORED
+
+    url: Url
+    send_resolved: bool = True
+    timeout: Duration | None = None
+
+
+def build(config: AlertmanagerForwardConfig) -> AlertmanagerIntegration:
+    """The integration for one entry (nothing here is a secret)."""
+    return AlertmanagerIntegration(config.url, timeout=config.timeout or DEFAULT_TIMEOUT,
+                                   send_resolved=config.send_resolved)
 
 
 class AlertmanagerIntegration:

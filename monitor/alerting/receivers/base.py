@@ -31,6 +31,10 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 # is wall-clock for the whole request.
 DEFAULT_TIMEOUT = 10.0
 
+# How often an integration that ``resends`` is told again what still fires: every minute,
+# as Prometheus re-sends to Alertmanager (--rules.alert.resend-delay).
+RESEND_INTERVAL = 60.0
+
 # How much of a rejecting reply to quote: enough for Slack's "invalid_payload" or PagerDuty's
 # validation errors, short enough for a table cell.
 _BODY_QUOTE = 200
@@ -57,9 +61,14 @@ class DeliveryError(Exception):
 
 @runtime_checkable
 class Integration(Protocol):
-    """One configured receiver endpoint (one entry of ``slack_configs``, ``webhook_configs``...)."""
+    """One configured receiver endpoint (one entry of ``slack_configs``, ``webhook_configs``...),
+    with everything the outbox and the notifier read from it."""
 
-    name: str
+    name: str  # short kind for metrics and logs: slack, pagerduty...
+    timeout: float  # wall-clock deadline of one delivery, seconds; the outbox's claim outlasts it
+    # Whether it must keep hearing about alerts that still fire, every RESEND_INTERVAL
+    # (Alertmanager forwarding: it resolves alerts it stops hearing about).
+    resends: bool
 
     async def notify(self, notification: Notification, client: httpx.AsyncClient) -> None:
         """Deliver, or skip silently when this config does not want it; raise DeliveryError on failure."""

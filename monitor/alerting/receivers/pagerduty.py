@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeGuard
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr, field_validator
 
 from monitor.core.timestamps import rfc3339
 from monitor.alerting.model import Alert, Notification
@@ -20,11 +21,14 @@ from monitor.alerting.receivers.base import (
     post,
     truncate,
 )
+from monitor.alerting.receivers.options import COMMON_IGNORED, Lenient, Url
+from monitor.core.durations import Duration
+from monitor.core.labels import SEVERITIES
 
 DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
 
+# For typing only: the values, and their order (most severe first), are SEVERITIES.
 Severity = Literal["critical", "error", "warning", "info"]
-SEVERITIES: tuple[Severity, ...] = ("critical", "error", "warning", "info")  # most severe first
 
 # PagerDuty's field limits: longer values are rejected (400, permanent) rather than cut.
 SUMMARY_LIMIT = 1024
@@ -32,13 +36,51 @@ DEDUP_LIMIT = 255
 # custom_details counts against the event's 512 KB cap; a few dozen alerts say what is needed.
 MAX_DETAILED_ALERTS = 50
 
-_SEVERITY_MAP: dict[str, Severity] = {
-    "critical": "critical",
-    "error": "error",
-    "warning": "warning",
-    "info": "info",
-    "none": "info",
-}
+
+def _is_severity(value: str) -> TypeGuard[Severity]:
+    return value in SEVERITIES
+
+
+class PagerDutyConfig(Lenient):
+    """One ``pagerduty_configs`` entry as written: a PagerDuty Events API v2 receiver."""
+
+    ignored_options: ClassVar[frozenset[str]] = COMMON_IGNORED | {
+        "routing_key_file", "service_key", "service_key_file", "client", "client_url",
+        "description", "details", "images", "links", "source", "class", "component", "group",
+    }  # fmt: skip
+
+    routing_key: SecretStr
+    url: Url = DEFAULT_URL
+    # None: derived per notification from the alerts' `severity` label (see severity_of).
+    severity: Severity | None = None
+    send_resolved: bool = True
+    timeout: Duration | None = None
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _severity(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if "{{" in value:
+                # An Alertmanager template such as '{{ .CommonLabels.severity }}': deriving the
+                # severity from the alerts' labels is what we do without one, so that is its meaning.
+                return None
+            value = value.strip().lower()
+            if not _is_severity(value):
+                raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}; got {value!r}")
+        return value
+
+    @field_validator("routing_key")
+    @classmethod
+    def _key(cls, key: SecretStr) -> SecretStr:
+        if not key.get_secret_value().strip():
+            raise ValueError("routing_key is empty (is its ${VARIABLE} set?)")
+        return key
+
+
+def build(config: PagerDutyConfig) -> PagerDutyIntegration:
+    """The integration for one entry; the routing key leaves its SecretStr only here."""
+    return PagerDutyIntegration(config.routing_key.get_secret_value(), url=config.url, severity=config.severity,
+                                send_resolved=config.send_resolved, timeout=config.timeout or DEFAULT_TIMEOUT)
 
 
 def dedup_key(receiver: str, group_key: str) -> str:
@@ -56,14 +98,21 @@ def severity_of(alerts: list[Alert]) -> Severity:
     A missing or unknown label maps to "error", as Alertmanager's PagerDuty default: paging
     too loudly for an unlabelled rule beats quietly filing it as info.
     """
-    ranks = [SEVERITIES.index(_SEVERITY_MAP.get(a.labels.get("severity", "").lower(), "error")) for a in alerts]
-    return SEVERITIES[min(ranks)] if ranks else "error"
+    return min((_mapped(a.labels.get("severity", "")) for a in alerts), key=SEVERITIES.index, default="error")
+
+
+def _mapped(label: str) -> Severity:
+    value = label.lower()
+    if value == "none":  # what kube-prometheus and others give alerts that page nobody (Watchdog)
+        return "info"
+    return value if _is_severity(value) else "error"
 
 
 class PagerDutyIntegration:
     """One ``pagerduty_configs`` entry. The routing key is a credential: never in errors."""
 
     name = "pagerduty"
+    resends = False
 
     def __init__(
         self,

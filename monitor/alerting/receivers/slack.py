@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -18,6 +18,8 @@ from monitor.alerting.receivers.base import (
     post,
     truncate,
 )
+from monitor.alerting.receivers.options import COMMON_IGNORED, Lenient, SecretUrl
+from monitor.core.durations import Duration
 
 # Slack's documented limits; a message over any of them is rejected whole with a 400, which
 # we would classify as permanent, so staying inside them is what keeps an alert deliverable.
@@ -37,6 +39,31 @@ RESOLVED_MARK = "✅"
 _BARE = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
 
 
+class SlackConfig(Lenient):
+    """One ``slack_configs`` entry as written: an incoming-webhook Slack receiver."""
+
+    ignored_options: ClassVar[frozenset[str]] = COMMON_IGNORED | {
+        "api_url_file", "app_token", "app_token_file", "app_url", "message_text",
+        "icon_emoji", "icon_url", "link_names", "username", "actions", "callback_id",
+        "color", "fallback", "fields", "footer", "mrkdwn_in", "pretext", "short_fields",
+        "title_link", "image_url", "thumb_url", "update_message",
+    }  # fmt: skip
+
+    api_url: SecretUrl  # the webhook URL is the credential
+    channel: str | None = None
+    send_resolved: bool = True  # Alertmanager's own default is false (docs/notifications.md)
+    title: str | None = None
+    text: str | None = None
+    timeout: Duration | None = None  # None: the integration's default deadline
+
+
+def build(config: SlackConfig) -> SlackIntegration:
+    """The integration for one entry; the webhook URL leaves its SecretStr only here."""
+    return SlackIntegration(config.api_url.get_secret_value(), channel=config.channel,
+                            send_resolved=config.send_resolved, title=config.title, text=config.text,
+                            timeout=config.timeout or DEFAULT_TIMEOUT)
+
+
 class SlackIntegration:
     """One ``slack_configs`` entry.
 
@@ -46,6 +73,7 @@ class SlackIntegration:
     """
 
     name = "slack"
+    resends = False
 
     def __init__(
         self,

@@ -6,13 +6,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
+from pydantic import Field, SecretStr
 
 from monitor.core.timestamps import rfc3339
 from monitor.alerting.model import Alert, Notification
 from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, ZERO_TIME, only_wanted, post
+from monitor.alerting.receivers.options import COMMON_IGNORED, Lenient, SecretUrl
+from monitor.core.durations import Duration
 
 SIGNATURE_HEADER = "X-Monitor-Signature"
 
@@ -22,11 +25,32 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+class WebhookConfig(Lenient):
+    """One ``webhook_configs`` entry as written: Alertmanager's generic webhook (payload
+    version 4), optionally HMAC-signed."""
+
+    ignored_options: ClassVar[frozenset[str]] = COMMON_IGNORED | {"url_file"}
+
+    url: SecretUrl  # a secret, as it often embeds a token (docs/configuration.md)
+    hmac_secret: SecretStr | None = None
+    send_resolved: bool = True
+    max_alerts: int = Field(default=0, ge=0)  # 0: no limit, as in Alertmanager
+    timeout: Duration | None = None
+
+
+def build(config: WebhookConfig) -> WebhookIntegration:
+    """The integration for one entry; the URL and HMAC key leave their SecretStr only here."""
+    secret = config.hmac_secret.get_secret_value() if config.hmac_secret is not None else None
+    return WebhookIntegration(config.url.get_secret_value(), hmac_secret=secret, send_resolved=config.send_resolved,
+                              max_alerts=config.max_alerts, timeout=config.timeout or DEFAULT_TIMEOUT)
+
+
 class WebhookIntegration:
     """One ``webhook_configs`` entry. ``max_alerts`` > 0 caps ``alerts[]`` (the rest are counted
     in ``truncatedAlerts``), as Alertmanager's option of the same name."""
 
     name = "webhook"
+    resends = False
 
     def __init__(
         self,

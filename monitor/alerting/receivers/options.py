@@ -1,0 +1,66 @@
+"""What every integration's config model shares: accepting Alertmanager options we do not act
+on, and URL fields.
+
+A user's existing ``alertmanager.yml`` receivers must load unchanged, so options Alertmanager
+documents but we ignore (``http_config``, Slack's ``color``...) are accepted, dropped and
+reported rather than refused (see ``docs/configuration.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AfterValidator, PrivateAttr, SecretStr, ValidationInfo, model_validator
+
+from monitor.core.model import Model
+
+# Options every Alertmanager integration shares that we do not act on.
+COMMON_IGNORED = frozenset({"http_config"})
+
+
+class Lenient(Model):
+    """A config block that accepts the Alertmanager options listed in ``ignored_options`` and
+    drops them, remembering which ones it saw so they can be reported."""
+
+    ignored_options: ClassVar[frozenset[str]] = frozenset()
+    _ignored: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _drop_ignored(cls, data: Any, handler: Any) -> Any:
+        ignored: tuple[str, ...] = ()
+        if isinstance(data, Mapping):
+            ignored = tuple(key for key in data if key in cls.ignored_options)
+            data = {key: value for key, value in data.items() if key not in cls.ignored_options}
+        model = handler(data)
+        model._ignored = ignored
+        return model
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        """The Alertmanager options this block had that we do not act on."""
+        return self._ignored
+
+
+def _check_http(url: str, info: ValidationInfo) -> None:
+    if not url.startswith(("http://", "https://")):
+        # The value may be a secret: say what is wrong without echoing it.
+        raise ValueError(f"{info.field_name or 'url'} must be an http:// or https:// URL")
+
+
+def _http_url(url: str, info: ValidationInfo) -> str:
+    _check_http(url, info)
+    return url
+
+
+def _secret_http_url(url: SecretStr, info: ValidationInfo) -> SecretStr:
+    _check_http(url.get_secret_value(), info)
+    return url
+
+
+# An http(s) URL field.
+Url = Annotated[str, AfterValidator(_http_url)]
+# One that carries its credential (a Slack webhook's path, a token in a query string): kept
+# out of reprs and dumps until the integration is built.
+SecretUrl = Annotated[SecretStr, AfterValidator(_secret_http_url)]
