@@ -24,6 +24,7 @@ from monitor.config.main import split_listen
 from monitor.http.server import build_app
 from monitor.http.metrics import DaemonMetrics
 from monitor.core.results import Result, redact
+from monitor.core.timestamps import rfc3339
 from monitor.probes.base import CheckBase, ProbeEnv
 from monitor.rules.engine import Evaluation, RuleEngine
 from monitor.rules.slo_counts import SloCounts
@@ -62,7 +63,7 @@ class Daemon:
         self.slos = SloCounts(self.store, clock=now)
         self.engine = RuleEngine(self.statuses, self.slos, clock=now)
         self.staleness = StalenessSweep(self.statuses, self.engine, clock=now)
-        self.metrics = DaemonMetrics(self.statuses, self.engine, self.slos)
+        self.metrics = DaemonMetrics(self.statuses, self.engine, self.slos, self.writer)
         self.silences = SilenceBook()
         self.outbox = Outbox(self.store, DeliveryMetrics.create(self.metrics.registry), self.env.clock)
         self.notifier = Notifier(self.silences, self.outbox, self.writer, now=now)
@@ -121,6 +122,13 @@ class Daemon:
 
     def now(self) -> float:
         return self.env.clock.time()
+
+    def store_problem(self) -> str | None:
+        """Why the state store is not taking writes, while it is not (for /readyz)."""
+        since = self.writer.failing_since
+        if since is None:
+            return None
+        return f"state store failing since {rfc3339(since)}: {self.writer.last_error}"
 
     def notifications_waiting(self) -> list[tuple[str, int, str]]:
         return self.outbox.waiting()

@@ -142,7 +142,7 @@ def pending(box: Outbox) -> int:
 
 async def drained(box: Outbox, timeout: float = DEADLINE) -> None:
     """Everything handed to the outbox is finished in this process (store written, metrics counted)."""
-    await until(lambda: pending(box) == 0, "the outbox to drain", timeout)
+    await until(lambda: pending(box) == 0 and box.unpersisted == 0, "the outbox to drain", timeout)
 
 
 def keys(sink: ReceiverSink, *, accepted_only: bool = False) -> list[str]:
@@ -485,10 +485,11 @@ async def test_a_live_claim_is_waited_out_then_delivered_once(store: SqliteStore
     # replicas with the same configuration (timeout + 5 s each), scaled down.
     monkeypatch.setattr(outbox_mod, "LEASE_MARGIN", 0.4)
     target = webhook(sink, timeout=0.3)
-    await commit(store, entry("a", 1, target))
+    box = await make_outbox([target])  # claims found at start are released: take this one after
+    entries = await commit(store, entry("a", 1, target))
     now = time.time()
-    assert await store.claim_outbox("ob-a", now, now + 0.6)  # a crashed run's claim, say
-    box = await make_outbox([target])
+    assert await store.claim_outbox("ob-a", now, now + 0.6)  # another process's claim
+    box.add(entries)
     await drained(box)
 
     assert answers(sink) == ["200"]
@@ -504,10 +505,11 @@ async def test_a_claim_that_never_runs_out_is_left_to_its_holder(store: SqliteSt
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(outbox_mod, "LEASE_MARGIN", 0.1)
     target = webhook(sink, timeout=0.3)
-    await commit(store, entry("a", 1, target), entry("b", 2, target))
+    box = await make_outbox([target])
+    entries = await commit(store, entry("a", 1, target), entry("b", 2, target))
     now = time.time()
     assert await store.claim_outbox("ob-a", now, now + 3600)  # another replica, sending it
-    box = await make_outbox([target])
+    box.add(entries)
     await drained(box)
 
     assert keys(sink) == ["b"]  # "a" never sent by us; the target's queue is not stuck behind it
@@ -523,10 +525,11 @@ async def test_an_entry_the_other_holder_finishes_is_not_sent_again(store: Sqlit
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(outbox_mod, "LEASE_MARGIN", 0.1)
     target = webhook(sink, timeout=0.2)
-    await commit(store, entry("a", 1, target))
+    box = await make_outbox([target])
+    entries = await commit(store, entry("a", 1, target))
     now = time.time()
     assert await store.claim_outbox("ob-a", now, now + 0.2)
-    box = await make_outbox([target])
+    box.add(entries)
     await store.finish_outbox("ob-a", "delivered", time.time())  # the other replica got it through
     await drained(box)  # gave up on it: nothing of it is left to send
 
@@ -534,6 +537,21 @@ async def test_an_entry_the_other_holder_finishes_is_not_sent_again(store: Sqlit
     assert await store.load_outbox() == []
     assert finished(store) == {"ob-a": ("delivered", 0, "")}
     assert sent(registry, "delivered") == 0  # not ours to count
+
+
+async def test_a_claim_left_by_a_killed_run_is_released_at_start(store: SqliteStore, sink: ReceiverSink,
+                                                                 registry: CollectorRegistry,
+                                                                 make_outbox: OutboxFactory) -> None:
+    target = webhook(sink, timeout=0.3)
+    await commit(store, entry("a", 1, target))
+    now = time.time()
+    assert await store.claim_outbox("ob-a", now, now + 3600)  # kill -9 mid-send, an hour's lease
+    box = await make_outbox([target])
+    await drained(box)
+
+    assert answers(sink) == ["200"]
+    assert sink.received[0].at < now + 2  # sent at once, not after the lease
+    assert finished(store) == {"ob-a": ("delivered", 0, "")}
 
 
 # --- 10. target removed -----------------------------------------------------------------------

@@ -126,7 +126,10 @@ class Notifier:
         records, self._carried = {**self._carried, **self._dispatcher.take_records()}, {}
         change = StateChange(outbox=entries, groups=records)
         if change:
-            self._writer.submit(change, on_commit=lambda: self._outbox.add(entries))
+            # Durable first, then sent; if the store cannot take it, sent from memory anyway
+            # (the outbox reconciles when the commit lands): a page never waits on the store.
+            self._writer.submit(change, on_commit=lambda: self._outbox.add(entries),
+                                on_failure=lambda: self._outbox.add(entries, durable=False))
         return change
 
     def _entries(self, notification: Notification, now: float) -> list[OutboxEntry]:

@@ -16,6 +16,14 @@ A worker takes the oldest entry of its target and:
 Later entries of that target wait behind a retrying one: a receiver that was down gets
 everything afterwards, in the order it happened. The only message that can arrive twice is
 the one in flight when the process died (sent, but not yet marked delivered).
+
+The store failing never holds a page back (it may be the very database whose outage should
+page). Entries whose commit failed are handed over anyway (``add(..., durable=False)``) and
+delivered from memory; when their commit lands later, what happened to them is written then.
+Bookkeeping writes that fail (claim, attempt, outcome) are not waited for: a claim that cannot
+be taken is skipped (one daemon per store: nobody else sends), and outcomes are queued and
+written in order once the store is back. Both are counted and logged; what a crash in the
+middle of an outage costs is a repeat, never a loss (docs/notifications.md).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from functools import partial
 
 import httpx
 import structlog
@@ -40,7 +48,6 @@ from monitor.core.records import OutboxEntry
 from monitor.store.base import OutboxStore
 
 log = structlog.get_logger("monitor.outbox")
-T = TypeVar("T")
 
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 120.0  # a receiver back from an outage hears within two minutes
@@ -48,7 +55,7 @@ RETRY_AFTER_MAX = 3600.0  # a Retry-After longer than this is a misconfiguration
 GIVE_UP_AFTER = 24 * 3600.0  # a page a day late is noise; failed and counted instead
 LEASE_MARGIN = 5.0  # a claim lasts the integration's timeout plus this
 KEEP_FINISHED = 24 * 3600.0  # delivered/failed rows kept this long (for inspection), then pruned
-STORE_RETRY_MAX = 30.0
+STORE_RETRY_MAX = 5.0  # a store back from an outage gets its queued writes within seconds
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
 
 
@@ -73,6 +80,7 @@ class DeliveryMetrics:
     sent: Counter
     queued: Gauge
     latency: Histogram
+    unpersisted: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> DeliveryMetrics:
@@ -84,6 +92,9 @@ class DeliveryMetrics:
             latency=Histogram("monitor_notification_delivery_seconds",
                               "From the decision to notify to the receiver's acceptance.",
                               ["receiver", "integration"], buckets=LATENCY_BUCKETS, registry=registry),
+            unpersisted=Counter("monitor_notifications_unpersisted",
+                                "Notifications sent while the state store could not record them.",
+                                ["receiver", "integration"], registry=registry),
         )
 
 
@@ -107,6 +118,14 @@ class Outbox:
         # Re-sends (Alertmanager forwarding) live in memory only: the next one is due in a
         # minute anyway, so persisting or retrying them would only queue stale copies.
         self._ephemeral: set[str] = set()
+        # Entries whose commit has not landed (the store is failing): delivered from memory.
+        # Once finished they wait in _settled for their commit, to be written then.
+        self._volatile: set[str] = set()
+        self._settled: dict[str, tuple[str, float, str]] = {}  # id -> (outcome, at, error)
+        # Bookkeeping writes the store refused, replayed in order by _reconcile.
+        self._pending_writes: deque[tuple[str, Callable[[], Awaitable[object]]]] = deque()
+        self._store_wake = asyncio.Event()
+        self._reconciler: asyncio.Task[None] | None = None
 
     def configure(self, targets: Iterable[Target]) -> None:
         """The integrations to deliver with; entries for a target no longer configured fail."""
@@ -122,13 +141,30 @@ class Outbox:
         """Pick up everything a previous run left due."""
         # No redirects: a signed webhook body must not be replayed to wherever a 30x points.
         self._client = httpx.AsyncClient(follow_redirects=False, timeout=DEFAULT_TIMEOUT)
+        self._reconciler = asyncio.create_task(self._reconcile(), name="outbox:reconcile")
+        # One daemon per store (docs/architecture.md): a claim still held is a previous run's
+        # that died mid-send; waiting out its lease would only delay pages.
+        released = await self._store.release_claims()
+        if released:
+            log.info("notification_claims_released", entries=released)
         self.add(await self._store.load_outbox())
 
-    def add(self, entries: Iterable[OutboxEntry]) -> None:
-        """Committed entries to deliver (called by the writer once they are durable)."""
+    def add(self, entries: Iterable[OutboxEntry], *, durable: bool = True) -> None:
+        """Entries to deliver. ``durable``: committed to the store (the writer's on_commit);
+        False: their commit failed and they are delivered from memory; the same entries
+        arriving later as durable only reconcile what was done with them."""
         if self._stopped:
-            return  # shutting down: they are in the store, the next run sends them
+            return  # shutting down: they are in the store (or lost with the failed commit)
         for entry in entries:
+            if durable and entry.id in self._volatile:
+                self._volatile.discard(entry.id)
+                settled = self._settled.pop(entry.id, None)
+                if settled is not None:  # already sent (or failed) from memory: record it
+                    outcome, at, error = settled
+                    self._write(f"finish {entry.id}", partial(self._store.finish_outbox, entry.id, outcome, at, error))
+                continue  # still queued: from now on its bookkeeping goes to the store
+            if not durable:
+                self._volatile.add(entry.id)
             self._ensure_worker(entry.target)
             self._queues[entry.target].append(entry)
             self._wake[entry.target].set()
@@ -168,6 +204,15 @@ class Outbox:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        if self._reconciler is not None:
+            self._reconciler.cancel()
+            await asyncio.gather(self._reconciler, return_exceptions=True)
+            self._reconciler = None
+        if self._pending_writes or self._volatile:
+            # Entries whose outcome is not in the store are sent again by the next run:
+            # at least once, never lost.
+            log.error("notification_state_not_persisted", writes=len(self._pending_writes),
+                      uncommitted=len(self._volatile))
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -249,13 +294,19 @@ class Outbox:
         return True
 
     async def _claim(self, entry: OutboxEntry, lease: float) -> bool:
-        """Take the entry. A live claim by someone else (a crashed run's, or another
-        replica's) is waited out once; if it is still not ours after that, it is theirs."""
-        if entry.id in self._ephemeral:
+        """Take the entry. A live claim by someone else (another process on the same store,
+        which is not supported) is waited out once; if it is still not ours after that, it is
+        theirs. A store that cannot answer does not hold the page: send it unclaimed."""
+        if entry.id in self._ephemeral or entry.id in self._volatile:
             return True
         for attempt in range(2):
             now = self._clock.time()
-            if await self._store_call(lambda: self._store.claim_outbox(entry.id, now, now + lease)):
+            try:
+                claimed = await self._store.claim_outbox(entry.id, now, now + lease)
+            except Exception as err:
+                log.warning("notification_sent_unclaimed", target=entry.target, error=one_line(str(err)))
+                return True
+            if claimed:
                 return True
             if attempt == 0:
                 log.info("notification_claimed_elsewhere", target=entry.target, waiting=lease)
@@ -278,7 +329,8 @@ class Outbox:
             return True
         delay = retry_delay(attempts, err.retry_after)
         error = str(err)
-        await self._store_call(lambda: self._store.retry_outbox(entry.id, attempts, now + delay, error))
+        if entry.id not in self._volatile:
+            self._write(f"retry {entry.id}", partial(self._store.retry_outbox, entry.id, attempts, now + delay, error))
         self._queues[entry.target][0] = replace(entry, attempts=attempts, next_attempt_at=now + delay,
                                                 last_error=error)
         self._metrics.sent.labels(target.receiver, target.kind, "retried").inc()
@@ -288,21 +340,45 @@ class Outbox:
 
     async def _finish(self, entry: OutboxEntry, outcome: str, error: str = "", *, receiver: str, kind: str) -> None:
         at = self._clock.time()
-        if entry.id not in self._ephemeral:
-            await self._store_call(lambda: self._store.finish_outbox(entry.id, outcome, at, error))
+        if entry.id in self._volatile:
+            # Its commit has not landed: nothing to update yet; written when it does.
+            self._settled[entry.id] = (outcome, at, error)
+            self._metrics.unpersisted.labels(receiver, kind).inc()
+            log.warning("notification_outcome_unpersisted", receiver=receiver, integration=kind, outcome=outcome)
+        elif entry.id not in self._ephemeral:
+            self._write(f"finish {entry.id}", partial(self._store.finish_outbox, entry.id, outcome, at, error))
         self._metrics.sent.labels(receiver, kind, outcome).inc()
 
-    async def _store_call(self, call: Callable[[], Awaitable[T]]) -> T:
-        """The store is where delivery state lives: while it fails, wait rather than guess
-        (sending without a claim could page twice; not marking done would resend)."""
+    def _write(self, what: str, call: Callable[[], Awaitable[object]]) -> None:
+        """A bookkeeping write, in order behind any the store refused before."""
+        self._pending_writes.append((what, call))
+        self._store_wake.set()
+
+    async def _reconcile(self) -> None:
+        """Write queued bookkeeping in order; while the store fails, retry with backoff.
+        Delivery never waits for this: the in-memory queues already know the outcome."""
         delay = 0.5
         while True:
+            if not self._pending_writes:
+                self._store_wake.clear()
+                await self._store_wake.wait()
+                continue
+            what, call = self._pending_writes[0]
             try:
-                return await call()
+                await call()
             except Exception as err:
-                log.error("outbox_store_failed", error=str(err), retry_in=delay)
+                log.error("outbox_store_failed", write=what.split()[0], pending=len(self._pending_writes),
+                          error=one_line(str(err)), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, STORE_RETRY_MAX)
+                continue
+            self._pending_writes.popleft()
+            delay = 0.5
+
+    @property
+    def unpersisted(self) -> int:
+        """Deliveries whose outcome the store does not have yet (writes queued, commits pending)."""
+        return len(self._pending_writes) + len(self._volatile)
 
     def _labels_of(self, name: str) -> tuple[str, str]:
         # A target never configured in this run (an entry left by an older config) is

@@ -42,6 +42,7 @@ class DaemonView(Protocol):
     async def add_silence(self, silence: Silence) -> str: ...
     async def expire_silence(self, silence_id: str) -> None: ...
     def notifications_waiting(self) -> list[tuple[str, int, str]]: ...
+    def store_problem(self) -> str | None: ...
 
 
 def error(status: int, message: str) -> web.Response:
@@ -65,6 +66,11 @@ def build_app(daemon: DaemonView) -> web.Application:
     async def readyz(request: web.Request) -> web.Response:
         if not daemon.ready:
             return error(503, "not ready: config or state not loaded yet")
+        # Pages still go out while the store fails (from memory), but silences and alert
+        # states cannot be saved: not ready, and why.
+        problem = daemon.store_problem()
+        if problem is not None:
+            return error(503, problem)
         return web.json_response({"status": "ready"})
 
     async def checks(request: web.Request) -> web.Response:

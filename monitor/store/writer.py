@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,30 +40,44 @@ RETRY_MAX = 5.0
 Callback = Callable[[], None]
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Queued:
     change: StateChange
     on_commit: Callback | None
     on_failure: Callback | None
+    told_failure: bool = False  # on_failure ran (at most once per change)
 
 
 class StateWriter:
     def __init__(self, store: ChangeStore) -> None:
         self._store = store
-        self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
+        self._queue: deque[_Queued] = deque()  # the head is the change being committed
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self.failing_since: float | None = None  # wall time of the first failed commit of an outage
         self.last_error = ""
         self.failures = 0  # failed commit attempts since start
-        self._in_hand: StateChange | None = None  # the change being committed (for stop's report)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="state-writer")
 
     def submit(self, change: StateChange, on_commit: Callback | None = None,
                on_failure: Callback | None = None) -> None:
-        """Queue ``change``; ``on_failure`` runs at most once, when its first commit fails."""
-        self._queue.put_nowait(_Queued(change, on_commit, on_failure))
+        """Queue ``change``. ``on_failure`` runs at most once: when its commit fails, or at
+        once if the store is failing now (the change would wait behind the one retrying)."""
+        queued = _Queued(change, on_commit, on_failure)
+        self._queue.append(queued)
+        self._idle.clear()
+        self._wake.set()
+        if self.failing_since is not None:
+            self._tell_failure(queued)
+
+    @property
+    def backlog(self) -> int:
+        """Changes not yet durable (the one being committed included)."""
+        return len(self._queue)
 
     async def stop(self, grace: float = 5.0) -> int:
         """Write what is queued within ``grace`` seconds, then stop; how many changes could
@@ -70,7 +85,7 @@ class StateWriter:
         if self._task is None:
             return 0
         try:
-            await asyncio.wait_for(self._queue.join(), grace)
+            await asyncio.wait_for(self._idle.wait(), grace)
         except TimeoutError:
             pass
         self._task.cancel()
@@ -79,9 +94,7 @@ class StateWriter:
         except asyncio.CancelledError:
             pass
         self._task = None
-        lost = [self._in_hand] if self._in_hand is not None else []
-        while not self._queue.empty():
-            lost.append(self._queue.get_nowait().change)
+        lost = [queued.change for queued in self._queue]
         if lost:
             log.error("state_not_persisted", changes=len(lost),
                       alerts=sum(len(c.upsert) + len(c.delete) for c in lost),
@@ -91,20 +104,22 @@ class StateWriter:
 
     async def _run(self) -> None:
         while True:
-            queued = await self._queue.get()
-            self._in_hand = queued.change
+            if not self._queue:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            queued = self._queue[0]
             await self._commit(queued)
-            self._in_hand = None
+            self._queue.popleft()
             if queued.on_commit is not None:
                 try:
                     queued.on_commit()
                 except Exception:  # the change is durable; a broken callback must not stop writing
                     log.exception("state_commit_callback_failed")
-            self._queue.task_done()
 
     async def _commit(self, queued: _Queued) -> None:
         delay = RETRY_FIRST
-        failed_once = False
         while True:
             try:
                 await self._store.commit(queued.change)
@@ -113,15 +128,11 @@ class StateWriter:
                 self.last_error = one_line(str(err))
                 if self.failing_since is None:
                     self.failing_since = time.time()
-                    log.error("state_store_failing", error=self.last_error)
+                    log.error("state_store_failing", error=self.last_error, waiting=len(self._queue))
+                    for waiting in list(self._queue):  # everything queued now waits on the store
+                        self._tell_failure(waiting)
                 else:
                     log.warning("state_commit_retry", error=self.last_error, retry_in=delay)
-                if not failed_once and queued.on_failure is not None:
-                    failed_once = True
-                    try:
-                        queued.on_failure()
-                    except Exception:
-                        log.exception("state_failure_callback_failed")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
@@ -129,3 +140,13 @@ class StateWriter:
                 log.warning("state_store_recovered", failing_for=round(time.time() - self.failing_since, 1))
                 self.failing_since = None
             return
+
+    @staticmethod
+    def _tell_failure(queued: _Queued) -> None:
+        if queued.told_failure or queued.on_failure is None:
+            return
+        queued.told_failure = True
+        try:
+            queued.on_failure()
+        except Exception:
+            log.exception("state_failure_callback_failed")
