@@ -58,3 +58,25 @@ def closed_port() -> int:
 # ======================================================================================
 # END misbehaving HTTP(S) server fixtures
 # ======================================================================================
+
+
+# ======================================================================================
+# Private servers a test may stop and start (tests/servers.py): never the shared ones.
+# ======================================================================================
+from collections.abc import Iterator as _PsIterator  # noqa: E402
+
+from tests.servers import PostgresServer, RedisServer, running_postgres, running_redis  # noqa: E402
+
+
+@_mb_pytest.fixture
+def redis_server() -> _PsIterator[RedisServer]:
+    """A private Redis on a free port, stopped by its PID at the end."""
+    with running_redis() as server:
+        yield server
+
+
+@_mb_pytest.fixture
+def postgres_server() -> _PsIterator[PostgresServer]:
+    """A private PostgreSQL cluster on a free port, stopped at the end."""
+    with running_postgres() as server:
+        yield server

@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 
-from tests.servers import RedisServer, free_port, running_redis
+from tests.servers import RedisServer, free_port
 from tests.test_daemon_recovery import MONITOR, RunningDaemon
 
 RULES = """groups:
@@ -58,12 +57,6 @@ def wait(predicate: Any, daemon: RunningDaemon, timeout: float = 10.0) -> Any:
             pass  # not listening yet
         assert time.monotonic() < deadline, f"condition not met; log tail: {daemon.stderr()[-1500:]}"
         time.sleep(0.1)
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    with running_redis() as server:
-        yield server
 
 
 def start(tmp_path: Path, port: int, run: int) -> RunningDaemon:

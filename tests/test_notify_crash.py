@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.receiver_sink import ReceiverSink
-from tests.servers import RedisServer, free_port, running_redis
+from tests.servers import RedisServer, free_port
 from tests.test_alert_restart import alerts, daemon_runs, wait
 from tests.test_daemon_recovery import RunningDaemon
 
@@ -35,12 +35,6 @@ receivers:
     slack_configs: [{{api_url: '{sink}/slack'}}]
     webhook_configs: [{{url: '{sink}/hook', hmac_secret: 'hmac-secret'}}]
 """
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    with running_redis() as server:
-        yield server
 
 
 @pytest.fixture

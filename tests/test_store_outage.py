@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.receiver_sink import ReceiverSink
-from tests.servers import PostgresServer, RedisServer, free_port, running_postgres, running_redis
+from tests.servers import PostgresServer, RedisServer, free_port
 from tests.test_alert_restart import daemon_runs, wait
 from tests.test_daemon_recovery import RunningDaemon
 
@@ -35,18 +35,6 @@ receivers:
     pagerduty_configs: [{{routing_key: 'rk-secret', url: '{sink}/pd'}}]
     webhook_configs: [{{url: '{sink}/hook'}}]
 """
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    with running_redis() as server:
-        yield server
-
-
-@pytest.fixture
-def postgres() -> Iterator[PostgresServer]:
-    with running_postgres() as server:
-        yield server
 
 
 @pytest.fixture
@@ -86,25 +74,29 @@ def pages(sink: ReceiverSink) -> list[str]:
     return [r.json["event_action"] for r in sink.accepted("/pd")]
 
 
+def page_during_outage(daemon: RunningDaemon, redis_server: RedisServer, postgres_server: PostgresServer,
+                       sink: ReceiverSink) -> None:
+    daemon.wait_for("cache", up=True)
+    assert readyz(daemon)[0] == 200 and metric(daemon, "monitor_state_store_up") == 1.0
+    postgres_server.stop()  # the store is gone...
+    redis_server.kill()  # ...and then what it should page about happens
+    wait(lambda: pages(sink) == ["trigger"], daemon, timeout=20)
+
+
 def test_a_page_goes_out_while_the_store_is_down_and_is_not_repeated_after(
-        tmp_path: Path, redis_server: RedisServer, postgres: PostgresServer, sink: ReceiverSink) -> None:
+        tmp_path: Path, redis_server: RedisServer, postgres_server: PostgresServer, sink: ReceiverSink) -> None:
     port = free_port()
-    write_config(tmp_path, port, redis_server.url, postgres.dsn, sink)
+    write_config(tmp_path, port, redis_server.url, postgres_server.dsn, sink)
     with daemon_runs(tmp_path, port) as start_next:
         daemon = start_next()
-        daemon.wait_for("cache", up=True)
-        assert readyz(daemon)[0] == 200 and metric(daemon, "monitor_state_store_up") == 1.0
-
-        postgres.stop()  # the store is gone...
-        redis_server.kill()  # ...and then what it should page about happens
-        wait(lambda: pages(sink) == ["trigger"], daemon, timeout=20)
+        page_during_outage(daemon, redis_server, postgres_server, sink)
         assert [r.json["status"] for r in sink.accepted("/hook")] == ["firing"]
         status, body = readyz(daemon)
         assert status == 503 and "state store failing" in body["error"]
         assert metric(daemon, "monitor_state_store_up") == 0.0
         assert "rk-secret" not in body["error"]
 
-        postgres.start()  # back: the commit lands and what was sent is recorded, not resent
+        postgres_server.start()  # back: the commit lands and what was sent is recorded, not resent
         wait(lambda: readyz(daemon)[0] == 200, daemon, timeout=20)
         redis_server.restart()
         wait(lambda: pages(sink) == ["trigger", "resolve"], daemon, timeout=20)
@@ -123,15 +115,12 @@ def test_a_page_goes_out_while_the_store_is_down_and_is_not_repeated_after(
 
 
 def test_sigterm_finishes_within_the_grace_while_the_store_is_down(
-        tmp_path: Path, redis_server: RedisServer, postgres: PostgresServer, sink: ReceiverSink) -> None:
+        tmp_path: Path, redis_server: RedisServer, postgres_server: PostgresServer, sink: ReceiverSink) -> None:
     port = free_port()
-    write_config(tmp_path, port, redis_server.url, postgres.dsn, sink)
+    write_config(tmp_path, port, redis_server.url, postgres_server.dsn, sink)
     with daemon_runs(tmp_path, port) as start_next:
         daemon = start_next()
-        daemon.wait_for("cache", up=True)
-        postgres.stop()
-        redis_server.kill()
-        wait(lambda: pages(sink) == ["trigger"], daemon, timeout=20)  # state now waits on the store
+        page_during_outage(daemon, redis_server, postgres_server, sink)  # state now waits on the store
         started = time.monotonic()
         daemon.proc.send_signal(signal.SIGTERM)
         assert daemon.proc.wait(30) == 0
