@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Status = Literal["firing", "resolved"]
+
+# JSON has no NaN or Infinity, and the state store encodes records with allow_nan=False (so
+# PostgreSQL's jsonb and SQLite agree): a record holding one is refused, and the writer would
+# retry it forever. A check can still return them, so a record spells them as Prometheus'
+# text format does and ``from_record`` reads the spelling back.
+_NON_FINITE_SPELLING = frozenset({"NaN", "+Inf", "-Inf"})
 
 
 @dataclass(frozen=True)
@@ -25,11 +32,16 @@ class Alert:
         return "resolved" if self.ends_at is not None else "firing"
 
     def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+        """A JSON-able dict (no NaN or Infinity in it), which ``from_record`` reads back."""
+        record = asdict(self)
+        record["value"] = _value_to_record(self.value)
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Alert:
-        return cls(**record)
+        fields = dict(record)
+        fields["value"] = _value_from_record(record.get("value"))
+        return cls(**fields)
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,27 @@ class Notification:
     @property
     def common_annotations(self) -> dict[str, str]:
         return _common([a.annotations for a in self.alerts])
+
+
+def _value_to_record(value: float | None) -> float | str | None:
+    """The value as JSON can hold it: a finite number as is, NaN and ±Inf as "NaN", "+Inf", "-Inf"."""
+    if value is None or math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "+Inf" if value > 0 else "-Inf"
+
+
+def _value_from_record(value: Any) -> float | None:
+    """Inverse of ``_value_to_record``; records written before non-finite values were spelled
+    out hold plain numbers or null, which read back unchanged."""
+    if isinstance(value, str):
+        if value not in _NON_FINITE_SPELLING:
+            raise ValueError(f"alert value must be a number, null, NaN, +Inf or -Inf; got {value!r}")
+        return float(value)
+    if value is None:
+        return None
+    return float(value)
 
 
 def _common(maps: list[dict[str, str]]) -> dict[str, str]:

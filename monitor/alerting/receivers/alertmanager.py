@@ -3,14 +3,13 @@ silence and page from one there."""
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 import httpx
 
 from monitor.core.timestamps import rfc3339
 from monitor.alerting.model import Alert, Notification
-from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, RESEND_INTERVAL, only_wanted, post
+from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, RESEND_INTERVAL, encode, only_wanted, post
 from monitor.alerting.receivers.options import COMMON_IGNORED, Lenient, Url
 from monitor.core.clock import Clock, SystemClock
 from monitor.core.durations import Duration
@@ -64,7 +63,7 @@ class AlertmanagerIntegration:
         wanted = only_wanted(notification, self.send_resolved)
         if wanted is None:
             return
-        body = json.dumps(self.payload(wanted), ensure_ascii=False).encode()
+        body = encode(self.payload(wanted))
         await post(client, self.endpoint, content=body, timeout=self.timeout)
 
     def payload(self, notification: Notification) -> list[dict[str, Any]]:

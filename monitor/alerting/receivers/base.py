@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import math
 from collections.abc import Iterable
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import httpx
@@ -193,6 +194,18 @@ def url_secrets(url: str) -> list[str]:
 
 
 # ---- posting -----------------------------------------------------------------------------------
+
+def encode(payload: Any, *, compact: bool = False) -> bytes:
+    """The exact bytes an integration sends: JSON, UTF-8, non-ASCII kept as is.
+
+    allow_nan=False: NaN and Infinity are not JSON, and a receiver's parser refuses the whole
+    body (a 400, so a lost notification). Payloads spell such values out (``format_value``);
+    one that slips through is a bug, and raising here says so instead of sending it.
+    Size limits are measured on these bytes, so what is measured is what is sent.
+    """
+    separators = (",", ":") if compact else None
+    return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=separators).encode()
+
 
 async def post(
     client: httpx.AsyncClient,

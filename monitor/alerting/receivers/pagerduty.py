@@ -4,7 +4,7 @@ alert in it fires and resolved when all have, tied together by a stable ``dedup_
 from __future__ import annotations
 
 import hashlib
-import json
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal, TypeGuard
 from urllib.parse import urlsplit
 
@@ -15,6 +15,7 @@ from monitor.core.timestamps import rfc3339
 from monitor.alerting.model import Alert, Notification
 from monitor.alerting.receivers.base import (
     DEFAULT_TIMEOUT,
+    encode,
     format_value,
     group_title,
     only_wanted,
@@ -30,11 +31,21 @@ DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
 # For typing only: the values, and their order (most severe first), are SEVERITIES.
 Severity = Literal["critical", "error", "warning", "info"]
 
-# PagerDuty's field limits: longer values are rejected (400, permanent) rather than cut.
-SUMMARY_LIMIT = 1024
-DEDUP_LIMIT = 255
-# custom_details counts against the event's 512 KB cap; a few dozen alerts say what is needed.
+# PagerDuty's documented limits: an event over them is refused with a 400, which is permanent,
+# so the page would be lost (docs/notifications.md, "Size limits").
+SUMMARY_LIMIT = 1024  # characters
+DEDUP_LIMIT = 255  # characters
+# The whole event is limited to 512 KB. Measured in bytes of the UTF-8 body actually sent, and
+# kept under 512,000 (the stricter reading of "KB") with room to spare.
+MAX_EVENT_BYTES = 500_000
+# PagerDuty documents no limit for `source` (nor for component/group/class, which we do not
+# send). Ours keeps one huge `check` label from taking the room custom_details is cut to fit.
+SOURCE_LIMIT = 1024
+# custom_details counts against the event's size; a few dozen alerts say what is needed.
 MAX_DETAILED_ALERTS = 50
+# When the event is still too big with fewer detailed alerts, label and annotation values in
+# custom_details are cut to these lengths in turn (characters), longest first.
+VALUE_CAPS = (4096, 1024, 256, 64)
 
 
 def _is_severity(value: str) -> TypeGuard[Severity]:
@@ -132,10 +143,11 @@ class PagerDutyIntegration:
         wanted = only_wanted(notification, self.send_resolved)
         if wanted is None:
             return
-        body = json.dumps(self.event(wanted), ensure_ascii=False).encode()
-        await post(client, self.url, content=body, secrets=[self.routing_key], timeout=self.timeout)
+        await post(client, self.url, content=encode(self.event(wanted)), secrets=[self.routing_key],
+                   timeout=self.timeout)
 
     def event(self, notification: Notification) -> dict[str, Any]:
+        """The event to send, always within PagerDuty's limits (see ``_fit``)."""
         key = dedup_key(notification.receiver, notification.group_key)
         if notification.status == "resolved":
             # PagerDuty documents resolve events as these three fields only; it ignores a
@@ -143,36 +155,119 @@ class PagerDutyIntegration:
             return {"routing_key": self.routing_key, "event_action": "resolve", "dedup_key": key}
         firing = [a for a in notification.alerts if a.status == "firing"]
         resolved = [a for a in notification.alerts if a.status == "resolved"]
-        event: dict[str, Any] = {
-            "routing_key": self.routing_key,
-            "event_action": "trigger",
-            "dedup_key": key,
-            "payload": {
-                "summary": truncate(_summary(notification, firing), SUMMARY_LIMIT),
-                "source": _source(notification),
-                # Severity follows what is firing now, not what already recovered.
-                "severity": self.severity or severity_of(firing),
-                "timestamp": rfc3339(min(a.starts_at for a in firing)),
-                "custom_details": {
-                    "firing": [_details(a) for a in firing[:MAX_DETAILED_ALERTS]],
-                    "resolved": [_details(a) for a in resolved[:MAX_DETAILED_ALERTS]],
-                    "num_firing": len(firing),
-                    "num_resolved": len(resolved),
-                    "truncated_alerts": notification.truncated_alerts
-                    + max(0, len(firing) - MAX_DETAILED_ALERTS)
-                    + max(0, len(resolved) - MAX_DETAILED_ALERTS),
-                    "group_labels": notification.group_labels,
-                    "common_labels": notification.common_labels,
+
+        def trigger(custom_details: dict[str, Any], links: list[dict[str, str]]) -> dict[str, Any]:
+            event: dict[str, Any] = {
+                "routing_key": self.routing_key,
+                "event_action": "trigger",
+                "dedup_key": key,
+                "payload": {
+                    "summary": truncate(_summary(notification, firing), SUMMARY_LIMIT),
+                    "source": truncate(_source(notification), SOURCE_LIMIT),
+                    # Severity follows what is firing now, not what already recovered.
+                    "severity": self.severity or severity_of(firing),
+                    "timestamp": rfc3339(min(a.starts_at for a in firing)),
+                    "custom_details": custom_details,
                 },
-            },
-            "client": "monitor",
-        }
-        if notification.external_url:
-            event["client_url"] = notification.external_url
-        links = _links(notification, firing)
-        if links:
-            event["links"] = links
+                "client": "monitor",
+            }
+            if notification.external_url:
+                event["client_url"] = notification.external_url
+            if links:
+                event["links"] = links
+            return event
+
+        return _fit(trigger, notification, firing, resolved)
+
+
+_Trigger = Callable[[dict[str, Any], list[dict[str, str]]], dict[str, Any]]
+
+
+def _fit(trigger: _Trigger, notification: Notification, firing: list[Alert], resolved: list[Alert]) -> dict[str, Any]:
+    """The trigger event with as much detail as fits in MAX_EVENT_BYTES.
+
+    Only custom_details (and the runbook links that go with it) shrink; summary, source,
+    severity and dedup_key are already bounded and never cut further, so the page itself
+    always goes out. In order, until the encoded event fits:
+
+    1. everything (up to MAX_DETAILED_ALERTS firing and as many resolved alerts): the usual case;
+    2. fewer detailed alerts, firing ones first, values whole;
+    3. the same with label and annotation values cut to each of VALUE_CAPS in turn;
+    4. no per-alert details at all, only the counts.
+
+    What was cut is said in the event: ``truncated_alerts`` counts the alerts not detailed and
+    ``note`` says why and how values were cut.
+    """
+    firing_shown = firing[:MAX_DETAILED_ALERTS]
+    resolved_shown = resolved[:MAX_DETAILED_ALERTS]
+    event = trigger(_custom_details(notification, firing, resolved, firing_shown, resolved_shown),
+                    _links(notification, firing))
+    if _fits(event):
         return event
+    detailed = firing_shown + resolved_shown  # firing first: they are what the responder acts on
+    total = len(firing) + len(resolved)
+
+    def shrunk(count: int, cap: int | None) -> dict[str, Any]:
+        shown = detailed[:count]
+        shown_firing = [a for a in shown if a.status == "firing"]
+        shown_resolved = [a for a in shown if a.status == "resolved"]
+        note = f"cut to fit PagerDuty's 512 KB event limit: {count} of {total} alerts detailed"
+        if cap is not None:
+            note += f", label and annotation values cut to {cap} characters"
+        details = _custom_details(notification, firing, resolved, shown_firing, shown_resolved, cap=cap)
+        details["note"] = note
+        # Runbook links follow the alerts still detailed; a link longer than the cap is left
+        # out rather than cut, since a cut URL leads nowhere.
+        return trigger(details, _links(notification, shown_firing, cap=cap))
+
+    for cap in (None, *VALUE_CAPS):
+        if not _fits(shrunk(1, cap)):
+            continue
+        # The largest number of detailed alerts that fits: size grows with the count.
+        low, high = 1, len(detailed)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if _fits(shrunk(middle, cap)):
+                low = middle
+            else:
+                high = middle - 1
+        return shrunk(low, cap)
+    # Not even one alert with 64-character values fits (thousands of labels, say): send the
+    # page with counts only. What is left is bounded by the limits above plus the configured
+    # routing key and external_url, so this fits for any sane configuration; if it somehow
+    # does not, PagerDuty's 400 reports it as a permanent failure.
+    return trigger({
+        "num_firing": len(firing),
+        "num_resolved": len(resolved),
+        "truncated_alerts": notification.truncated_alerts + total,
+        "note": f"cut to fit PagerDuty's 512 KB event limit: details of all {total} alerts left out",
+    }, _links(notification, []))
+
+
+def _fits(event: dict[str, Any]) -> bool:
+    # Bytes of the UTF-8 body as sent, not characters: non-ASCII text takes 2-4 bytes each.
+    return len(encode(event)) <= MAX_EVENT_BYTES
+
+
+def _custom_details(
+    notification: Notification,
+    firing: list[Alert],
+    resolved: list[Alert],
+    firing_shown: list[Alert],
+    resolved_shown: list[Alert],
+    cap: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "firing": [_details(a, cap) for a in firing_shown],
+        "resolved": [_details(a, cap) for a in resolved_shown],
+        "num_firing": len(firing),
+        "num_resolved": len(resolved),
+        "truncated_alerts": notification.truncated_alerts
+        + len(firing) - len(firing_shown)
+        + len(resolved) - len(resolved_shown),
+        "group_labels": _capped(notification.group_labels, cap),
+        "common_labels": _capped(notification.common_labels, cap),
+    }
 
 
 def _summary(notification: Notification, firing: list[Alert]) -> str:
@@ -191,28 +286,36 @@ def _source(notification: Notification) -> str:
     return host or "monitor"
 
 
-def _details(alert: Alert) -> dict[str, Any]:
+def _details(alert: Alert, cap: int | None = None) -> dict[str, Any]:
     details: dict[str, Any] = {
-        "labels": alert.labels,
-        "annotations": alert.annotations,
+        "labels": _capped(alert.labels, cap),
+        "annotations": _capped(alert.annotations, cap),
         "startsAt": rfc3339(alert.starts_at),
     }
     if alert.ends_at is not None:
         details["endsAt"] = rfc3339(alert.ends_at)
     if alert.value is not None:
+        # A string, as Prometheus shows values: NaN and ±Inf are not JSON numbers.
         details["value"] = format_value(alert.value)
     return details
 
 
-def _links(notification: Notification, firing: list[Alert]) -> list[dict[str, str]]:
+def _capped(values: dict[str, str], cap: int | None) -> dict[str, str]:
+    if cap is None:
+        return values
+    return {name: truncate(value, cap) for name, value in values.items()}
+
+
+def _links(notification: Notification, firing: list[Alert], cap: int | None = None) -> list[dict[str, str]]:
     links: list[dict[str, str]] = []
     seen: set[str] = set()
     for alert in firing:
         runbook = alert.annotations.get("runbook_url", "")
-        if runbook and runbook not in seen:
+        if runbook and runbook not in seen and (cap is None or len(runbook) <= cap):
             seen.add(runbook)
             name = alert.labels.get("alertname", "")
-            links.append({"href": runbook, "text": f"Runbook: {name}" if name else "Runbook"})
+            text = f"Runbook: {name}" if name else "Runbook"
+            links.append({"href": runbook, "text": text if cap is None else truncate(text, cap)})
     if notification.external_url:
         links.append({"href": notification.external_url, "text": "Monitor"})
     return links

@@ -12,23 +12,40 @@ import httpx
 from monitor.alerting.model import Alert, Notification
 from monitor.alerting.receivers.base import (
     DEFAULT_TIMEOUT,
+    encode,
     format_value,
     group_title,
     only_wanted,
     post,
-    truncate,
 )
 from monitor.alerting.receivers.options import COMMON_IGNORED, Lenient, SecretUrl
 from monitor.core.durations import Duration
 
 # Slack's documented limits; a message over any of them is rejected whole with a 400, which
-# we would classify as permanent, so staying inside them is what keeps an alert deliverable.
+# we would classify as permanent, so staying inside them is what keeps an alert deliverable
+# (docs/notifications.md, "Size limits"). Lengths are counted as `_length` does.
 MAX_BLOCKS = 50
 HEADER_LIMIT = 150  # header block plain_text
-SECTION_LIMIT = 3000  # section / context text
+SECTION_LIMIT = 3000  # section text, and any text object (so each context element too)
+MAX_CONTEXT_ELEMENTS = 10
+# Slack cuts the top-level `text` after 40,000 characters; it is the notification preview,
+# for which the group title, cut far shorter, is plenty.
+FALLBACK_LIMIT = 3000
+# Not in Slack's reference, but Slack answers msg_blocks_too_long when the blocks of one
+# message carry more than about 12,000 characters of text in all, well under 50 × 3000. What
+# the blocks hold is kept under this, with room for what Slack counts besides the text.
+BLOCKS_TEXT_BUDGET = 10_000
 # One section per alert keeps each readable; past ten the message scrolls off a phone screen
 # and the remainder is summarised.
 MAX_ALERT_SECTIONS = 10
+# Our own bounds on one piece of an alert's section, so one huge label or annotation cannot
+# crowd out the rest: names and label values are cut; a link longer than LINK_LIMIT is left
+# out, since a cut URL leads nowhere.
+VALUE_LIMIT = 200
+LINK_LIMIT = 500
+# A context element (the silence command, the monitor link) longer than this is left out:
+# a cut command would silence the wrong thing.
+CONTEXT_ELEMENT_LIMIT = 1000
 
 FIRING_COLOR = "#d32f2f"
 RESOLVED_COLOR = "#2e7d32"
@@ -95,13 +112,12 @@ class SlackIntegration:
         wanted = only_wanted(notification, self.send_resolved)
         if wanted is None:
             return  # nothing this config wants to hear about: not an error, nothing to retry
-        body = json.dumps(self.payload(wanted), ensure_ascii=False).encode()
-        await post(client, self.api_url, content=body, timeout=self.timeout)
+        await post(client, self.api_url, content=encode(self.payload(wanted)), timeout=self.timeout)
 
     def payload(self, notification: Notification) -> dict[str, Any]:
         firing = notification.status == "firing"
         title = self.title or group_title(notification)
-        fallback = truncate(title, SECTION_LIMIT)
+        fallback = _cut(title, FALLBACK_LIMIT)
         payload: dict[str, Any] = {
             "text": fallback,
             "blocks": self._blocks(notification, title),
@@ -120,62 +136,84 @@ class SlackIntegration:
         # The marker leads the header so the two states differ before anyone reads a word;
         # header text is plain_text, so it needs no mrkdwn escaping.
         marker = f"{FIRING_MARK} FIRING" if firing else f"{RESOLVED_MARK} RESOLVED"
-        blocks: list[dict[str, Any]] = [{
+        header = {
             "type": "header",
-            "text": {"type": "plain_text", "text": truncate(f"{marker} {_strip_status(title)}", HEADER_LIMIT),
+            "text": {"type": "plain_text", "text": _cut(f"{marker} {_strip_status(title)}", HEADER_LIMIT),
                      "emoji": True},
-        }]
+        }
+        context = _context(notification)
+        # What the sections may hold in all: the budget, less what header and context took.
+        budget = BLOCKS_TEXT_BUDGET - _block_text_length(header) - _block_text_length(context)
+        body: list[dict[str, Any]] = []
         if self.text is not None:
-            blocks.append(_section(_escape(self.text)))
+            # Slack refuses a section with empty text: an empty `text` means no section at all.
+            if self.text.strip():
+                body.append(_section(_escape(self.text), min(SECTION_LIMIT, budget)))
         else:
             # Firing first: on a mixed message the broken things are what the reader needs.
             ordered = sorted(notification.alerts, key=lambda a: a.status != "firing")
-            shown = ordered[:MAX_ALERT_SECTIONS]
-            blocks.extend(_section(_alert_text(a)) for a in shown)
+            # Header and context, and the "more" line, take three of the MAX_BLOCKS.
+            shown = ordered[: min(MAX_ALERT_SECTIONS, MAX_BLOCKS - 3)]
             hidden = len(ordered) - len(shown) + notification.truncated_alerts
-            if hidden > 0:
-                blocks.append(_section(f"_…and {hidden} more_"))
-        blocks.append(_context(notification))
-        # Header + 10 sections + "more" + context is 13, far below 50; the guard keeps it true
-        # if someone raises MAX_ALERT_SECTIONS.
-        if len(blocks) > MAX_BLOCKS:
-            blocks = blocks[: MAX_BLOCKS - 1] + blocks[-1:]
-        return blocks
+            more = [_section(f"_…and {hidden} more_")] if hidden > 0 else []
+            budget -= sum(_block_text_length(b) for b in more)
+            each = min(SECTION_LIMIT, budget // max(1, len(shown)))
+            body.extend(_section(_alert_text(a, each), each) for a in shown)
+            body.extend(more)
+        return [header, *body, context]
 
 
-def _alert_text(alert: Alert) -> str:
+def _alert_text(alert: Alert, limit: int) -> str:
+    """The alert's section, at most ``limit`` long.
+
+    Name, severity, value and check come first (each bounded); then the links, each only if
+    it fits whole (a cut URL leads nowhere); the summary gets the room left, cut with "…".
+    """
     mark = FIRING_MARK if alert.status == "firing" else RESOLVED_MARK
     name = alert.labels.get("alertname", "alert")
-    lines = [f"{mark} *{_escape(name)}*"]
-    summary = alert.annotations.get("summary") or alert.annotations.get("description")
-    if summary:
-        lines.append(_escape(summary))
-    facts = [f"*Severity:* {_escape(alert.labels.get('severity', 'none'))}"]
+    head = f"{mark} *{_cut(_escape(name), VALUE_LIMIT)}*"
+    facts = [f"*Severity:* {_cut(_escape(alert.labels.get('severity', 'none')), VALUE_LIMIT)}"]
     if alert.value is not None:
-        facts.append(f"*Value:* {format_value(alert.value)}")
+        facts.append(f"*Value:* {format_value(alert.value)}")  # "NaN", "+Inf": never a bare float
     if "check" in alert.labels:
-        facts.append(f"*Check:* `{_escape(alert.labels['check'])}`")
-    lines.append("   ".join(facts))
-    links = []
+        facts.append(f"*Check:* `{_cut(_escape(alert.labels['check']), VALUE_LIMIT)}`")
+    lines = [head, "   ".join(facts)]
+    used = sum(_length(line) for line in lines) + len(lines) - 1  # and the line breaks
+
+    candidates = []
     if runbook := alert.annotations.get("runbook_url"):
-        links.append(f"<{_link(runbook)}|Runbook>")
+        candidates.append(f"<{_link(runbook)}|Runbook>")
     if alert.generator_url:
-        links.append(f"<{_link(alert.generator_url)}|Source>")
-    if links:
-        lines.append(" · ".join(links))
-    return "\n".join(lines)
+        candidates.append(f"<{_link(alert.generator_url)}|Source>")
+    link_line = ""
+    for link in candidates:
+        longer = f"{link_line} · {link}" if link_line else link
+        if _length(link) <= LINK_LIMIT and used + 1 + _length(longer) <= limit:
+            link_line = longer
+    if link_line:
+        lines.append(link_line)
+        used += 1 + _length(link_line)
+
+    summary = alert.annotations.get("summary") or alert.annotations.get("description")
+    room = limit - used - 1  # its line break
+    if summary and room >= 2:  # at least one character and the "…"
+        lines.insert(1, _cut(_escape(summary), room))
+    # Only the bounded first lines can be left over the limit, and only for a tiny one: a guard.
+    return _cut("\n".join(lines), limit)
 
 
 def _context(notification: Notification) -> dict[str, Any]:
     elements = []
     hint = _silence_hint(notification)
     if hint:
-        elements.append({"type": "mrkdwn", "text": truncate(f"Silence: `{_escape(hint)}`", SECTION_LIMIT)})
+        elements.append({"type": "mrkdwn", "text": f"Silence: `{_escape(hint)}`"})
     if notification.external_url:
         elements.append({"type": "mrkdwn", "text": f"<{_link(notification.external_url)}|Open monitor>"})
+    # Left out rather than cut: a cut command or URL does the wrong thing when used.
+    elements = [e for e in elements if _length(e["text"]) <= CONTEXT_ELEMENT_LIMIT]
     if not elements:  # a context block must have at least one element
         elements.append({"type": "mrkdwn", "text": _counts(notification)})
-    return {"type": "context", "elements": elements}
+    return {"type": "context", "elements": elements[:MAX_CONTEXT_ELEMENTS]}
 
 
 def _silence_hint(notification: Notification) -> str:
@@ -200,8 +238,46 @@ def _counts(notification: Notification) -> str:
     return ", ".join(parts) or "no alerts"
 
 
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_LIMIT)}}
+def _section(text: str, limit: int = SECTION_LIMIT) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, min(limit, SECTION_LIMIT))}}
+
+
+def _block_text_length(block: dict[str, Any]) -> int:
+    """How much text a block carries: its text object's, or its elements' (context)."""
+    texts = [block["text"]] if "text" in block else block.get("elements", [])
+    return sum(_length(t["text"]) for t in texts)
+
+
+def _length(text: str) -> int:
+    """Length as Slack may count it: UTF-16 code units, so an emoji (🔴) counts two.
+
+    Slack says "characters" without saying which; UTF-16 units are never fewer than code
+    points, so a text within the limit this way is within it either way.
+    """
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _cut(text: str, limit: int) -> str:
+    """At most ``limit`` long (by ``_length``), marked with "…" when cut.
+
+    Never ends inside an escape (``&amp;``, ``&lt;``, ``&gt;``), which would show as a stray
+    "&am"; never splits a character.
+    """
+    if _length(text) <= limit:
+        return text
+    room = limit - 1  # one unit for the "…"
+    end = 0
+    while end < len(text):
+        units = 2 if ord(text[end]) > 0xFFFF else 1
+        if units > room:
+            break
+        room -= units
+        end += 1
+    kept = text[:end]
+    amp = kept.rfind("&", max(0, len(kept) - 4))
+    if amp != -1 and ";" not in kept[amp:]:
+        kept = kept[:amp]
+    return kept + "…"
 
 
 def _strip_status(title: str) -> str:

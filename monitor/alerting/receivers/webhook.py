@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from typing import Any, ClassVar
 
 import httpx
@@ -13,7 +12,7 @@ from pydantic import Field, SecretStr
 
 from monitor.core.timestamps import rfc3339
 from monitor.alerting.model import Alert, Notification
-from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, ZERO_TIME, only_wanted, post
+from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, ZERO_TIME, encode, only_wanted, post
 from monitor.alerting.receivers.options import COMMON_IGNORED, Lenient, SecretUrl
 from monitor.core.durations import Duration
 
@@ -72,7 +71,7 @@ class WebhookIntegration:
             return
         # Serialise once and sign those exact bytes: a receiver verifies what arrived, and
         # any re-encoding between signing and sending (key order, spacing) would break it.
-        body = json.dumps(self.payload(wanted), separators=(",", ":"), ensure_ascii=False).encode()
+        body = encode(self.payload(wanted), compact=True)
         headers = {SIGNATURE_HEADER: sign(self.hmac_secret, body)} if self.hmac_secret else {}
         secrets = [self.hmac_secret] if self.hmac_secret else []
         await post(client, self.url, content=body, headers=headers, secrets=secrets, timeout=self.timeout)
@@ -83,8 +82,9 @@ class WebhookIntegration:
         if self.max_alerts > 0 and len(alerts) > self.max_alerts:
             truncated += len(alerts) - self.max_alerts
             alerts = alerts[: self.max_alerts]
-        # status/commonLabels/commonAnnotations describe the whole group, as Alertmanager
-        # computes them before truncating.
+        # status/commonLabels/commonAnnotations describe the whole group (docs/notifications.md).
+        # Alertmanager computes them from the kept alerts only, so there a cut that keeps only
+        # resolved alerts reports a still-firing group as "resolved"; ours cannot.
         return {
             "version": "4",
             "groupKey": notification.group_key,
