@@ -576,3 +576,16 @@ async def test_every_receiver_sends_strict_json(non_finite_group: Notification, 
             route = mock.post(url).respond(200)
             await integration.notify(non_finite_group, client)
         strict_json(route.calls[0].request.content)
+
+
+def test_slack_preview_text_cannot_mention_a_channel() -> None:
+    from monitor.alerting.model import Alert, Notification
+    from monitor.alerting.receivers.slack import SlackIntegration
+
+    alert = Alert(fingerprint="f", labels={"alertname": "Down", "check": "<!channel> & <@U123>"},
+                  annotations={}, starts_at=0.0)
+    notification = Notification(receiver="r", group_key="{}:{}", group_labels={"check": "<!channel> & <@U123>"},
+                                alerts=[alert], external_url="")
+    payload = SlackIntegration("https://hooks.slack.invalid/x").payload(notification)
+    assert "<!channel>" not in payload["text"] and "<@U123>" not in payload["text"]
+    assert "&lt;!channel&gt;" in payload["text"]

@@ -94,7 +94,14 @@ class Store(ChangeStore, CountStore, HeartbeatStore, SilenceStore, OutboxStore, 
 
 
 class StoreError(Exception):
-    pass
+    """A store operation failed; the message is one line and names the store.
+
+    ``permanent``: the same call can never succeed (a record that cannot be encoded), so
+    retrying it would only block everything queued behind it."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 def encode_json(where: str, what: str, value: dict[str, Any]) -> str:
@@ -105,7 +112,7 @@ def encode_json(where: str, what: str, value: dict[str, Any]) -> str:
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as err:
-        raise StoreError(one_line(f"{where}: cannot encode {what}: {describe_exception(err)}")) from err
+        raise StoreError(one_line(f"{where}: cannot encode {what}: {describe_exception(err)}"), permanent=True) from err
 
 
 def finite_or_none(value: float | None) -> float | None:

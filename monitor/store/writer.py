@@ -31,7 +31,7 @@ import structlog
 
 from monitor.core.records import StateChange
 from monitor.core.results import one_line
-from monitor.store.base import ChangeStore
+from monitor.store.base import ChangeStore, StoreError
 
 log = structlog.get_logger("monitor.store")
 RETRY_FIRST = 0.5
@@ -110,20 +110,28 @@ class StateWriter:
                 await self._wake.wait()
                 continue
             queued = self._queue[0]
-            await self._commit(queued)
+            committed = await self._commit(queued)
             self._queue.popleft()
-            if queued.on_commit is not None:
+            if committed and queued.on_commit is not None:
                 try:
                     queued.on_commit()
                 except Exception:  # the change is durable; a broken callback must not stop writing
                     log.exception("state_commit_callback_failed")
 
-    async def _commit(self, queued: _Queued) -> None:
+    async def _commit(self, queued: _Queued) -> bool:
+        """Commit, retrying while the store fails; False for a change that can never be
+        stored (it is dropped, loudly, rather than block every change behind it)."""
         delay = RETRY_FIRST
         while True:
             try:
                 await self._store.commit(queued.change)
             except Exception as err:
+                if isinstance(err, StoreError) and err.permanent:
+                    log.error("state_change_dropped", error=one_line(str(err)),
+                              alerts=len(queued.change.upsert) + len(queued.change.delete),
+                              notifications=len(queued.change.outbox))
+                    self._tell_failure(queued)  # its notifications still go out, from memory
+                    return False
                 self.failures += 1
                 self.last_error = one_line(str(err))
                 if self.failing_since is None:
@@ -139,7 +147,7 @@ class StateWriter:
             if self.failing_since is not None:
                 log.warning("state_store_recovered", failing_for=round(time.time() - self.failing_since, 1))
                 self.failing_since = None
-            return
+            return True
 
     @staticmethod
     def _tell_failure(queued: _Queued) -> None:

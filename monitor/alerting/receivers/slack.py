@@ -117,7 +117,9 @@ class SlackIntegration:
     def payload(self, notification: Notification) -> dict[str, Any]:
         firing = notification.status == "firing"
         title = self.title or group_title(notification)
-        fallback = _cut(title, FALLBACK_LIMIT)
+        # The top-level text is mrkdwn too (and is what notifications preview): a label value
+        # holding `<!channel>` must not ping a whole channel.
+        fallback = _cut(_escape(title), FALLBACK_LIMIT)
         payload: dict[str, Any] = {
             "text": fallback,
             "blocks": self._blocks(notification, title),
