@@ -376,15 +376,15 @@ def test_mute_and_active_time_intervals() -> None:
     tree = RoutingTree.from_config(AlertingConfig.model_validate(config))
     assert tree is not None
     [ops] = tree.match({"team": "ops"})
-    assert tree.muted(ops, at(2026, 3, 1, 3, 0))  # Sunday 03:00 UTC
-    assert not tree.muted(ops, at(2026, 3, 2, 3, 0))  # Monday
+    assert tree.time_muter(ops).mutes({}, at(2026, 3, 1, 3, 0))  # Sunday 03:00 UTC
+    assert not tree.time_muter(ops).mutes({}, at(2026, 3, 2, 3, 0))  # Monday
     # Alertmanager does not inherit mute intervals into child routes.
     [ops_info] = tree.match({"team": "ops", "severity": "info"})
-    assert ops_info.receiver == "ops" and not tree.muted(ops_info, at(2026, 3, 1, 3, 0))
+    assert ops_info.receiver == "ops" and not tree.time_muter(ops_info).mutes({}, at(2026, 3, 1, 3, 0))
     [office] = tree.match({"team": "office"})
-    assert not tree.muted(office, at(2026, 3, 4, 10, 0))  # Wednesday 11:00 Berlin
-    assert tree.muted(office, at(2026, 3, 4, 20, 0))  # Wednesday 21:00 Berlin
-    assert not tree.muted(tree.root, at(2026, 3, 1, 3, 0))
+    assert not tree.time_muter(office).mutes({}, at(2026, 3, 4, 10, 0))  # Wednesday 11:00 Berlin
+    assert tree.time_muter(office).mutes({}, at(2026, 3, 4, 20, 0))  # Wednesday 21:00 Berlin
+    assert not tree.time_muter(tree.root).mutes({}, at(2026, 3, 1, 3, 0))
 
 
 # --------------------------------------------------------------------------- config validation
@@ -662,6 +662,7 @@ def test_an_existing_alertmanager_yml_loads_unchanged() -> None:
     assert [r.receiver for r in routes] == ["pagerduty-critical", "webhook-audit"]
     assert routes[1].repeat_interval == 12 * 3600.0 and routes[1].group_by == ("alertname", "system")
     assert group_key(routes[0], stuck) == '{}/{severity="critical"}:{alertname="JobsStuck", system="echo-ai"}'
-    assert tree.muted(routes[0], at(2026, 3, 1, 2, 30)) and not tree.muted(routes[1], at(2026, 3, 1, 2, 30))
+    assert tree.time_muter(routes[0]).mutes({}, at(2026, 3, 1, 2, 30))
+    assert not tree.time_muter(routes[1]).mutes({}, at(2026, 3, 1, 2, 30))
     assert [r.receiver for r in tree.match({**stuck, "env": "staging", "severity": "warning"})] == ["slack-db"]
     assert [r.receiver for r in tree.match({"alertname": "Other"})] == ["slack-default"]

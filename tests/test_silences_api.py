@@ -73,7 +73,9 @@ async def test_add_list_expire_with_token(daemon: tuple[Daemon, httpx.AsyncClien
     assert got["createdBy"] == "alice" and got["comment"] == "deploy"
     assert got["matchers"][1] == {"name": "env", "value": "prod|stag", "isRegex": True, "isEqual": True}
     assert {"startsAt", "endsAt", "updatedAt"} <= got.keys()
-    assert d.silences.silenced_by({"alertname": "ApiDown", "env": "prod"}, time.time()) == [silence_id]
+    muted = {"alertname": "ApiDown", "env": "prod"}
+    assert [s.id for s in d.silences.list() if s.matches(muted, time.time())] == [silence_id]
+    assert d.silences.mutes(muted, time.time())
 
     assert (await client.delete(f"/api/v1/silences/{silence_id}")).status_code == 401
     expired = await client.delete(f"/api/v1/silences/{silence_id}", headers=AUTH)
@@ -137,9 +139,8 @@ async def test_a_catastrophic_regex_runs_in_linear_time_and_the_daemon_stays_res
     assert accepted.status_code == 200
     assert len(d.silences) == 1
     # It runs, gives the right answer, and the daemon answers at once.
-    silence_id = accepted.json()["silenceID"]
-    assert d.silences.silenced_by({"alertname": "ApiDown", "check": "a" * 64 + "!"}, time.time()) == []
-    assert d.silences.silenced_by({"alertname": "ApiDown", "check": "a" * 64}, time.time()) == [silence_id]
+    assert not d.silences.mutes({"alertname": "ApiDown", "check": "a" * 64 + "!"}, time.time())
+    assert d.silences.mutes({"alertname": "ApiDown", "check": "a" * 64}, time.time())
     assert (await client.get("/healthz")).status_code == 200
     assert len((await client.get("/api/v1/silences")).json()) == 1
     ok = await client.post("/api/v1/silences", json=postable(), headers=AUTH)

@@ -352,9 +352,10 @@ class SilenceBook:
     def active(self, now: float) -> builtins.list[Silence]:
         return [s for s in self._silences.values() if s.state(now) == "active"]
 
-    def silenced_by(self, labels: Mapping[str, str], now: float) -> builtins.list[str]:
-        """Ids of the active silences that mute an alert with these labels (empty: not muted)."""
-        return [s.id for s in self._silences.values() if s.matches(labels, now)]
+    def mutes(self, labels: Mapping[str, str], now: float) -> bool:
+        """Whether an active silence mutes an alert with these labels (the book is the
+        silence stage, a :class:`monitor.alerting.muting.Muter`)."""
+        return any(s.matches(labels, now) for s in self._silences.values())
 
     def prune(self, now: float, retention: float = DEFAULT_RETENTION) -> builtins.list[str]:
         """Forget silences that expired more than ``retention`` seconds ago; returns their ids."""
