@@ -456,7 +456,9 @@ def test_route_field_errors(route: dict[str, Any], message: str) -> None:
         AlertingConfig.model_validate({"receivers": [{"name": "a"}], "route": route})
 
 
-def test_config_regexes_re2_refuses_are_reported_at_file_and_line(tmp_path: Path) -> None:
+def config_with_regexes(tmp_path: Path, route_regex: str, inhibit_regex: str) -> Path:
+    """monitor.yaml with ``route_regex`` in a route matcher (line 11) and ``inhibit_regex`` in
+    an inhibit rule's ``source_match_re`` (line 14), as written in YAML single quotes."""
     path = write_config(tmp_path)
     path.write_text(path.read_text() + (
         "receivers:\n"
@@ -464,12 +466,17 @@ def test_config_regexes_re2_refuses_are_reported_at_file_and_line(tmp_path: Path
         "route:\n"
         "  receiver: oncall\n"
         "  routes:\n"
-        "    - matchers: ['job=~\"api(?=-prod)\"']\n"  # line 11
+        f"    - matchers: ['job=~\"{route_regex}\"']\n"  # line 11
         "      receiver: oncall\n"
         "inhibit_rules:\n"
-        "  - source_match_re: {job: '(x)\\1'}\n"  # line 14
+        f"  - source_match_re: {{job: '{inhibit_regex}'}}\n"  # line 14
         "    target_matchers: ['alertname=\"B\"']\n"
     ))
+    return path
+
+
+def test_config_regexes_re2_refuses_are_reported_at_file_and_line(tmp_path: Path) -> None:
+    path = config_with_regexes(tmp_path, "api(?=-prod)", "(x)\\1")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     found = [str(p) for p in caught.value.problems]
@@ -483,19 +490,7 @@ def test_config_regexes_re2_refuses_are_reported_at_file_and_line(tmp_path: Path
 
 def test_config_regexes_the_old_guard_refused_now_load(tmp_path: Path) -> None:
     # `(a+)+$` and `(x*)*y` backtrack exponentially in Python's re; RE2 runs them in linear time.
-    path = write_config(tmp_path)
-    path.write_text(path.read_text() + (
-        "receivers:\n"
-        "  - name: oncall\n"
-        "route:\n"
-        "  receiver: oncall\n"
-        "  routes:\n"
-        "    - matchers: ['job=~\"(a+)+$\"']\n"
-        "      receiver: oncall\n"
-        "inhibit_rules:\n"
-        "  - source_match_re: {job: '(x*)*y'}\n"
-        "    target_matchers: ['alertname=\"B\"']\n"
-    ))
+    path = config_with_regexes(tmp_path, "(a+)+$", "(x*)*y")
     config = load_config(path)
     assert config.alerting.route is not None
     assert config.alerting.route.routes[0].matchers[0].matches({"job": "a" * 100_000})
