@@ -33,7 +33,8 @@ RUN /opt/monitor/bin/pip install --no-deps . \
         pytest pytest-asyncio pytest-timeout iniconfig pluggy packaging \
         hypothesis sortedcontainers \
         respx trustme \
-        mypy mypy-extensions pathspec librt ast-serialize types-PyYAML \
+        mypy mypy-extensions pathspec librt ast-serialize types-PyYAML google-re2-stubs \
+        import-linter grimp click \
  && /opt/monitor/bin/pip check \
  && /opt/monitor/bin/monitor --version \
  && /opt/monitor/bin/pip uninstall -y pip setuptools

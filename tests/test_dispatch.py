@@ -3,6 +3,7 @@ repeat_interval semantics), driven by a FakeClock: nothing here sleeps."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,7 +32,8 @@ def make(
     inhibitor: Inhibitor | None = None,
     silences: SilenceBook | None = None,
 ) -> Dispatcher:
-    return Dispatcher(tree, inhibitor or Inhibitor([]), silences or SilenceBook(), clock.time, "http://mon.example")
+    return Dispatcher(tree, clock.time, "http://mon.example", mutes=[silences or SilenceBook()],
+                      inhibitor=inhibitor or Inhibitor([]))
 
 
 def firing(fp: str, clock: FakeClock, **labels: str) -> Alert:
@@ -292,6 +294,28 @@ def test_silenced_alerts_are_dropped_and_a_silenced_only_group_sends_nothing() -
     sent = [n for _, n in drive(d, clock, T0 + 3630)]
     assert sorted(fps(n)[0][0] for n in sent) == ["a", "c"]
     assert sorted(len(n.alerts) for n in sent) == [1, 2]
+
+
+class _EnvMuted:
+    """A mute stage of our own: any Muter in the list is applied like silences and inhibition."""
+
+    def __init__(self, env: str) -> None:
+        self.env = env
+
+    def mutes(self, labels: Mapping[str, str], now: float) -> bool:
+        return labels.get("env") == self.env
+
+
+def test_every_alert_mute_stage_is_applied_the_same_way() -> None:
+    clock = FakeClock()
+    book = SilenceBook()
+    book.add(Silence(matchers=[parse_matcher('instance="1"')], starts_at=T0, ends_at=T0 + 3600), T0)
+    d = Dispatcher(make_tree({**ROUTE, "group_by": []}), clock.time, mutes=[book, _EnvMuted("dev")])
+    d.receive(firing("dev", clock, alertname="ApiDown", env="dev"))
+    d.receive(firing("silenced", clock, alertname="ApiDown", env="prod", instance="1"))
+    d.receive(firing("told", clock, alertname="ApiDown", env="prod", instance="2"))
+    [(_, n)] = drive(d, clock, T0 + 30)
+    assert fps(n) == [("told", "firing")]
 
 
 # --------------------------------------------------------------------------- time muting

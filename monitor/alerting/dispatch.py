@@ -10,6 +10,11 @@ Alertmanager's grouping semantics, kept because users tune their trees for them:
 - resolved alerts ride along in the next notification once, then are forgotten; a group
   with no alerts left is deleted.
 
+Muting is a list of stages of one shape (:mod:`monitor.alerting.muting`): a group whose
+route's time muter holds it back is not flushed at all; otherwise each of its alerts is
+asked of the alert stages (silences, and inhibition by what fires at that flush) and only
+what none of them mutes is told.
+
 This module holds only timers and state; nothing here sleeps or sends. The daemon calls
 ``due(now)`` on a tick (``next_wakeup()`` says when) and hands the result to the outbox,
 which is also what lets tests drive it with a fake clock.
@@ -24,7 +29,7 @@ daemon was down is still reported resolved.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,8 +37,8 @@ import structlog
 
 from monitor.alerting.inhibition import Inhibitor
 from monitor.alerting.model import Alert, Notification
+from monitor.alerting.muting import Muter, muted
 from monitor.alerting.routing import Route, RoutingTree, group_key, group_labels
-from monitor.alerting.silences import SilenceBook
 
 # (route.id, group key): route.id, not route.key, so two sibling routes with identical
 # matchers (a `continue: true` fan-out) keep separate groups and timers.
@@ -86,14 +91,17 @@ class Dispatcher:
     def __init__(
         self,
         tree: RoutingTree,
-        inhibitor: Inhibitor,
-        silences: SilenceBook,
         now: Callable[[], float],
         external_url: str = "",
+        *,
+        mutes: Sequence[Muter] = (),
+        inhibitor: Inhibitor | None = None,
     ) -> None:
+        """``mutes``: alert stages that hold for every flush (the silence book); ``inhibitor``:
+        the inhibit rules, whose stage is made at each flush from the alerts firing then."""
         self._tree = tree
-        self._inhibitor = inhibitor
-        self._silences = silences
+        self._mutes = tuple(mutes)
+        self._inhibitor = inhibitor or Inhibitor(())
         self._now = now  # wall-clock seconds: mute/active time intervals are wall-clock
         self._external_url = external_url
         self._groups: dict[GroupId, _Group] = {}
@@ -178,16 +186,9 @@ class Dispatcher:
 
     def due(self, now: float) -> list[Notification]:
         """Flush every group whose timer has run out by ``now``; the notifications to send."""
-        # Inhibition sources: every firing alert we hold, silenced ones included (a silenced
-        # cause still explains its symptoms, as in Alertmanager). Deduplicated by fingerprint,
-        # since one alert sits in several groups when `continue` fans it out.
-        firing: dict[str, Mapping[str, str]] = {}
-        for group in self._groups.values():
-            for fp, alert in group.alerts.items():
-                if alert.status == "firing":
-                    firing[fp] = alert.labels
-        sources = list(firing.values())
-
+        # The same alert stages for every group of this flush; inhibition's is made here because
+        # it depends on what fires now.
+        alert_mutes = (*self._mutes, self._inhibitor.with_sources(self._firing_labels()))
         out: list[Notification] = []
         ready = sorted(
             (gid for gid, g in self._groups.items() if g.next_flush <= now),
@@ -199,11 +200,11 @@ class Dispatcher:
             # shift every later flush; a tick that missed several intervals flushes once.
             while group.next_flush <= now:
                 group.next_flush += group.route.group_interval
-            if self._tree.muted(group.route, now):
+            if self._tree.time_muter(group.route).mutes(group.labels, now):
                 # Muted: say nothing, keep everything (resolved alerts included) so the
                 # first flush after the mute window reports the state of the group then.
                 continue
-            notification = self._flush(group, sources, now)
+            notification = self._flush(group, alert_mutes, now)
             if notification is not None:
                 out.append(notification)
             # Resolved alerts are told at most once: in this notification, or never if the
@@ -222,13 +223,19 @@ class Dispatcher:
         """The earliest time ``due`` has something to do; None when there are no groups."""
         return min((g.next_flush for g in self._groups.values()), default=None)
 
-    def _flush(self, group: _Group, sources: list[Mapping[str, str]], now: float) -> Notification | None:
-        visible = [
-            a
-            for a in group.alerts.values()
-            if not self._silences.silenced_by(a.labels, now)
-            and not self._inhibitor.inhibited(a.labels, sources)
-        ]
+    def _firing_labels(self) -> list[Mapping[str, str]]:
+        """Inhibition sources: every firing alert we hold, silenced ones included (a silenced
+        cause still explains its symptoms, as in Alertmanager). Deduplicated by fingerprint,
+        since one alert sits in several groups when `continue` fans it out."""
+        firing: dict[str, Mapping[str, str]] = {}
+        for group in self._groups.values():
+            for fp, alert in group.alerts.items():
+                if alert.status == "firing":
+                    firing[fp] = alert.labels
+        return list(firing.values())
+
+    def _flush(self, group: _Group, mutes: Sequence[Muter], now: float) -> Notification | None:
+        visible = [a for a in group.alerts.values() if not muted(mutes, a.labels, now)]
         if not visible:
             # Everything muted: nothing to say, and the receiver's view stays as it was (as in
             # Alertmanager, whose pipeline stops when no alert survives silences/inhibition).

@@ -7,7 +7,7 @@ While an alert matching a rule's ``source_matchers`` fires, alerts matching its
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from monitor.alerting.matchers import Matcher
@@ -38,29 +38,42 @@ class InhibitRule:
 
 
 class Inhibitor:
-    """The inhibition stage of the notification path: one question, one method."""
+    """The inhibit rules. Inhibition depends on which alerts fire, so the mute stage itself
+    is made per flush: ``with_sources(firing)``."""
 
     def __init__(self, rules: Sequence[InhibitRule]) -> None:
         self._rules = tuple(rules)
 
-    def inhibited(self, target_labels: Mapping[str, str], firing_alerts: Sequence[Mapping[str, str]]) -> bool:
-        """Whether an alert with ``target_labels`` is muted by one of ``firing_alerts``.
+    def with_sources(self, firing_alerts: Iterable[Mapping[str, str]]) -> Inhibition:
+        """The inhibition stage while ``firing_alerts`` (label sets) fire.
 
-        ``firing_alerts`` are the label sets of alerts firing now; the caller leaves out
-        resolved ones, since a cause that recovered explains nothing any more.
+        The caller leaves out resolved alerts, since a cause that recovered explains nothing
+        any more.
         """
-        for rule in self._rules:
-            if not rule.is_target(target_labels):
+        firing = tuple(firing_alerts)
+        # Each rule's sources are found once here rather than for every alert asked about.
+        return Inhibition(tuple((rule, tuple(s for s in firing if rule.is_source(s))) for rule in self._rules))
+
+
+class Inhibition:
+    """A :class:`monitor.alerting.muting.Muter`: mutes what the given firing alerts explain."""
+
+    def __init__(self, sources: tuple[tuple[InhibitRule, tuple[Mapping[str, str], ...]], ...]) -> None:
+        self._sources = sources  # each rule with the firing alerts that match its source side
+
+    def mutes(self, labels: Mapping[str, str], now: float) -> bool:
+        """Whether an alert with ``labels`` is muted by one of the firing alerts. ``now`` plays
+        no part: what fires at this flush is already what counts."""
+        for rule, sources in self._sources:
+            if not rule.is_target(labels):
                 continue
             # An alert matching both sides must not mute itself, and two such alerts must
             # not mute each other either, or nobody would hear of either one. Alertmanager's
             # rule: when the target is two-sided, two-sided sources are skipped.
-            two_sided = rule.is_source(target_labels)
-            for source in firing_alerts:
-                if not rule.is_source(source):
-                    continue
+            two_sided = rule.is_source(labels)
+            for source in sources:
                 if two_sided and rule.is_target(source):
                     continue
-                if rule.agree(source, target_labels):
+                if rule.agree(source, labels):
                     return True
         return False

@@ -11,12 +11,10 @@ works the same everywhere. Semantics follow Alertmanager:
 - a list entry may hold several comma-separated matchers, optionally in braces:
   ``{service="api", severity=~"critical|page"}``.
 
-Regexes run on Python's ``re``, not Go's RE2; the syntax people write in matchers (classes,
-alternation, ``.*``) means the same in both. ``re`` backtracks where RE2 does not, and every
-matcher regex comes from outside (config, the silence API, the CLI), so each one passes
-:func:`monitor.regex_guard.guard_regex` first: at most 1024 characters, and no repeated group
-that itself repeats or alternates (``(a+)+``, ``(a|aa)*``), which could take exponential time
-on a long label value and stall the event loop.
+Every matcher regex comes from outside (config, the silence API, the CLI), so each one is
+compiled by :func:`monitor.core.regex.compile_regex`: RE2, Go's syntax as in Alertmanager, and
+matching in time linear in the label value whatever the pattern, so no silence can stall the
+event loop; at most 1024 characters.
 
 Silences use the same type: :meth:`Matcher.from_api` and :meth:`Matcher.to_api` translate to
 and from API v2's ``{"name", "value", "isRegex", "isEqual"}``.
@@ -31,7 +29,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, GetCoreSchemaHandler
 from pydantic_core import core_schema
 
-from monitor.regex_guard import guard_regex, shown
+from monitor.core.regex import Regex, compile_regex, shown
 
 MatchType = Literal["=", "!=", "=~", "!~"]
 
@@ -49,18 +47,18 @@ class Matcher:
     name: str
     type: MatchType
     value: str
-    _regex: re.Pattern[str] | None
+    _regex: Regex | None
 
     def __init__(self, name: str, type: MatchType, value: str) -> None:
         if type not in _OPERATORS:
             raise ValueError(f"unknown matcher operator {type!r} (use =, !=, =~ or !~)")
         if not name:
             raise ValueError("a matcher needs a label name")
-        regex: re.Pattern[str] | None = None
+        regex: Regex | None = None
         if type in ("=~", "!~"):
             try:
                 # Compiled once here: matchers run for every alert on every dispatch.
-                regex = guard_regex(value)
+                regex = compile_regex(value)
             except ValueError as err:
                 raise ValueError(f"invalid regex {shown(value)} in matcher {name}{type}: {err}") from None
         object.__setattr__(self, "name", name)
@@ -79,9 +77,9 @@ class Matcher:
         if self.type == "!=":
             return actual != self.value
         assert self._regex is not None
-        # Anchored like Alertmanager's ^(?:re)$: the whole value must match, not a substring.
-        # fullmatch rather than `$`, which would also accept a value ending in a newline.
-        found = self._regex.fullmatch(actual) is not None
+        # Anchored like Alertmanager's ^(?:re)$: the whole value must match, not a substring
+        # (and, as in Go, a value ending in a newline is not forgiven by the end anchor).
+        found = self._regex.fullmatch(actual)
         return found if self.type == "=~" else not found
 
     @property

@@ -80,7 +80,7 @@ class Notifier:
             return
         inhibitor = Inhibitor([InhibitRule(source_matchers=r.sources, target_matchers=r.targets, equal=r.equal)
                                for r in config.inhibit_rules])
-        self._dispatcher = Dispatcher(self._tree, inhibitor, self._silences, self._now, external_url)
+        self._dispatcher = Dispatcher(self._tree, self._now, external_url, mutes=[self._silences], inhibitor=inhibitor)
         if old is not None:
             self._carried.update(old.take_records())
             self._dispatcher.restore(old.records(), [to_alert(a, external_url) for a in firing])

@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 
 from monitor.alerting.config import AlertingConfig, RouteConfig
 from monitor.alerting.matchers import Matcher, format_matchers, quote
-from monitor.alerting.time_intervals import TimeInterval
+from monitor.alerting.muting import Muter
+from monitor.alerting.time_intervals import IntervalMuter, TimeInterval
 
 # Alertmanager's defaults, applied at the root and inherited from there.
 DEFAULT_GROUP_WAIT = 30.0
@@ -165,6 +166,14 @@ class RoutingTree:
                     raise ValueError(f"route {route.key} refers to undefined time interval {name!r}")
         self.root = root
         self.intervals = dict(intervals)
+        # Resolved once: the dispatcher asks for every due group.
+        self._time_muters = {
+            route.id: IntervalMuter(
+                mute=tuple(self.intervals[name] for name in route.mute_time_intervals),
+                active=tuple(self.intervals[name] for name in route.active_time_intervals),
+            )
+            for route in root.walk()
+        }
 
     @classmethod
     def from_config(cls, config: AlertingConfig) -> RoutingTree | None:
@@ -177,14 +186,10 @@ class RoutingTree:
         """Every route that takes an alert with ``labels``; never empty (the root catches all)."""
         return self.root.match(labels)
 
-    def muted(self, route: Route, at: float) -> bool:
-        """Whether notifications for ``route`` are held back at unix time ``at``: inside any of
-        its mute intervals, or outside all of its active intervals (when it has some)."""
-        if any(self.intervals[name].active(at) for name in route.mute_time_intervals):
-            return True
-        if route.active_time_intervals:
-            return not any(self.intervals[name].active(at) for name in route.active_time_intervals)
-        return False
+    def time_muter(self, route: Route) -> Muter:
+        """The time stage of ``route`` (one of this tree's): its groups are held back inside
+        any of its mute intervals, or outside all of its active intervals (when it has some)."""
+        return self._time_muters[route.id]
 
     def routes(self) -> Iterator[Route]:
         return self.root.walk()

@@ -5,9 +5,9 @@ A silence mutes every alert whose labels satisfy all of its matchers while ``now
 habits and scripts carry over: ``PostableSilence`` in, ``GettableSilence`` out.
 
 Matchers are :class:`monitor.alerting.matchers.Matcher`, the type routes and inhibit rules
-use, so a matcher means the same everywhere, and a regex from the API or the CLI passes the
-same guard against catastrophic backtracking as one from config. Silences add one rule of
-their own: label names are the classic ``[a-zA-Z_][a-zA-Z0-9_]*`` (names our alerts can carry).
+use, so a matcher means the same everywhere, and a regex from the API or the CLI is compiled
+by RE2 (linear-time matching) just like one from config. Silences add one rule of their own:
+label names are the classic ``[a-zA-Z_][a-zA-Z0-9_]*`` (names our alerts can carry).
 """
 
 from __future__ import annotations
@@ -22,17 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from monitor.alerting.matchers import Matcher
+from monitor.core.labels import is_label_name
+from monitor.core.regex import shown
 from monitor.core.timestamps import parse_rfc3339, rfc3339
-from monitor.regex_guard import shown
 
 SilenceState = Literal["pending", "active", "expired"]
 
 # Alertmanager keeps expired silences for five days (--data.retention default 120h) so that
 # people can look up what was muted during an incident and re-create it.
 DEFAULT_RETENTION = 5 * 24 * 3600.0
-
-# Prometheus' classic label-name syntax; names that cannot occur on our alerts are typos.
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 class SilenceNotFound(LookupError):
@@ -51,7 +49,8 @@ def silence_matcher(name: str, value: str, is_regex: bool = False, is_equal: boo
 
 
 def _check_label_name(name: str) -> None:
-    if not _LABEL_NAME.fullmatch(name):
+    # Prometheus' classic label-name syntax; names that cannot occur on our alerts are typos.
+    if not is_label_name(name):
         raise ValueError(f"invalid label name {name!r}")
 
 
@@ -68,7 +67,7 @@ def parse_matcher_args(args: Sequence[str]) -> list[Matcher]:
     for position, arg in enumerate(args):
         found = _MATCHER_ARG.fullmatch(arg)
         if found is None:
-            if position == 0 and _LABEL_NAME.fullmatch(arg.strip()):
+            if position == 0 and is_label_name(arg.strip()):
                 matchers.append(Matcher("alertname", "=", arg.strip()))
                 continue
             raise ValueError(f"matcher {arg!r}: expected NAME=VALUE, NAME!=VALUE, NAME=~REGEX or NAME!~REGEX")
@@ -180,8 +179,8 @@ class Silence:
         try:
             return cls(
                 id=str(record["id"]),
-                # The record's matchers are API v2's shape; a stored regex passes the same
-                # guard as a new one (the daemon skips, with a warning, a record it refuses).
+                # The record's matchers are API v2's shape; a stored regex is compiled like a
+                # new one (the daemon skips, with a warning, a record it refuses).
                 matchers=[
                     silence_matcher(str(m["name"]), str(m["value"]), bool(m["isRegex"]), bool(m["isEqual"]))
                     for m in record["matchers"]
@@ -353,9 +352,10 @@ class SilenceBook:
     def active(self, now: float) -> builtins.list[Silence]:
         return [s for s in self._silences.values() if s.state(now) == "active"]
 
-    def silenced_by(self, labels: Mapping[str, str], now: float) -> builtins.list[str]:
-        """Ids of the active silences that mute an alert with these labels (empty: not muted)."""
-        return [s.id for s in self._silences.values() if s.matches(labels, now)]
+    def mutes(self, labels: Mapping[str, str], now: float) -> bool:
+        """Whether an active silence mutes an alert with these labels (the book is the
+        silence stage, a :class:`monitor.alerting.muting.Muter`)."""
+        return any(s.matches(labels, now) for s in self._silences.values())
 
     def prune(self, now: float, retention: float = DEFAULT_RETENTION) -> builtins.list[str]:
         """Forget silences that expired more than ``retention`` seconds ago; returns their ids."""

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -290,3 +292,21 @@ class TimeInterval(Model):
     def active(self, at_unix: float) -> bool:
         """Whether ``at_unix`` (unix seconds) falls inside any of the entries."""
         return any(spec.active(at_unix) for spec in self.time_intervals)
+
+
+@dataclass(frozen=True)
+class IntervalMuter:
+    """A route's time intervals, resolved: a :class:`monitor.alerting.muting.Muter` for the
+    route's groups (Alertmanager's TimeMuteStage and TimeActiveStage).
+
+    It mutes inside any ``mute`` interval, and outside all ``active`` intervals when there are
+    some. Labels play no part: time intervals hold back a whole route.
+    """
+
+    mute: tuple[TimeInterval, ...] = ()
+    active: tuple[TimeInterval, ...] = ()
+
+    def mutes(self, labels: Mapping[str, str], now: float) -> bool:
+        if any(interval.active(now) for interval in self.mute):
+            return True
+        return bool(self.active) and not any(interval.active(now) for interval in self.active)

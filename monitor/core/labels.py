@@ -17,7 +17,8 @@ DEFAULT_SEVERITY = "warning"
 
 
 def is_label_name(name: str) -> bool:
-    return LABEL_NAME.match(name) is not None
+    # fullmatch: with match, `$` would also accept a name ending in a newline.
+    return LABEL_NAME.fullmatch(name) is not None
 
 
 def escape_label_value(value: str) -> str:

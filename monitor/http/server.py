@@ -144,7 +144,7 @@ def build_app(daemon: DaemonView) -> web.Application:
     async def index(request: web.Request) -> web.Response:
         now = time.time()
         page = status_page(daemon.statuses.all(), now, list(daemon.engine.alerts.values()),
-                           lambda labels: bool(daemon.silences.silenced_by(labels, now)),
+                           lambda labels: daemon.silences.mutes(labels, now),
                            daemon.notifications_waiting())
         return web.Response(text=page, content_type="text/html")
 

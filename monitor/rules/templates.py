@@ -3,8 +3,9 @@
 Rules are copied from Prometheus, so syntax, variables, function names and number formatting
 follow Prometheus. Failures differ on purpose: ``compile_template`` checks what it can when config
 loads (ValueError), and ``Template.render`` never raises, since one odd label must not stop a
-notification. Python's ``re`` backtracks where Go's RE2 does not, so a regex is refused if it can
-explode and the text it scans is bounded by what its shape can afford.
+notification. Regexes are RE2 (:mod:`monitor.core.regex`), Go's own engine, so a pattern from a
+template or a label runs in time linear in its input; the input is still capped at
+``REGEX_INPUT_LIMIT``, which bounds the work and output of one ``reReplaceAll``.
 """
 
 from __future__ import annotations
@@ -19,25 +20,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from monitor.regex_guard import compile_regex, regex_shape
+from monitor.core.regex import Regex, compile_regex
 
 OUTPUT_LIMIT = 16 * 1024  # characters of rendered text; longer output is cut and marked
 REGEX_INPUT_LIMIT = 4 * 1024  # most characters any regex scans
 NO_VALUE = "<no value>"  # Go's rendering of nil: what `{{ $value }}` shows when value is None
 MISSING_LABEL = ""  # Prometheus parses with missingkey=zero: a missing label is "", not "<no value>"
 _TRUNCATED = "…[truncated]"
-_REGEX_BUDGET = 2 * 10**7  # steps a regex may backtrack: worst fuzzed case ~0.3 s per call
 _MAX_NESTING = 32  # parentheses and if-blocks, so parsing and rendering recursion stay shallow
 _WS = " \t\r\n"
 
 
-@dataclass(frozen=True)
-class _Regex:  # a checked, compiled pattern
-    pattern: re.Pattern[str]
-    max_input: int  # longest text it may scan within _REGEX_BUDGET
-
-
-_Val = str | float | int | bool | _Regex | None  # _Regex: a literal pattern, compiled at load
+_Val = str | float | int | bool | Regex | None  # Regex: a literal pattern, compiled at load
 
 
 class _RenderError(Exception):
@@ -163,29 +157,24 @@ def _printf(args: list[_Val]) -> str:
 
 # ---- regexes -------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=256)
-def _compile_regex(source: str) -> _Regex:
-    """Check and compile a pattern; ValueError says why it is refused."""
-    reps, alts = regex_shape(source)
-    try:  # re warns where it reads RE2 syntax differently, e.g. POSIX classes like [[:alpha:]]
-        pattern = compile_regex(source)
+@functools.lru_cache(maxsize=256)  # a pattern from a label is compiled at render, once per label value
+def _compile_regex(source: str) -> Regex:
+    """Compile a pattern (RE2 syntax, as Go's templates read it); ValueError says why it is refused."""
+    try:
+        return compile_regex(source)
     except ValueError as err:
         raise ValueError(f"invalid regex {source!r}: {err}") from None
-    affordable = int((_REGEX_BUDGET / 2.0**alts) ** (1 / (reps + 1))) - 1
-    if affordable < 32:
-        raise ValueError(f"regex {source!r} has too many repetitions or alternatives to run safely")
-    return _Regex(pattern, min(REGEX_INPUT_LIMIT, affordable))
 
 
-def _regex_args(pattern: _Val, subject: _Val) -> tuple[re.Pattern[str], str]:
+def _regex_args(pattern: _Val, subject: _Val) -> tuple[Regex, str]:
     """The pattern (compiled at load, or now when it comes from a label) and the text it may scan."""
     try:
-        rx = pattern if isinstance(pattern, _Regex) else _compile_regex(_text(pattern))
+        rx = pattern if isinstance(pattern, Regex) else _compile_regex(_text(pattern))
     except ValueError as err:
         raise _RenderError(str(err)) from None
-    if len(s := _text(subject)) > rx.max_input:
-        raise _RenderError(f"regex input is {len(s)} characters, over this pattern's limit of {rx.max_input}")
-    return rx.pattern, s
+    if len(s := _text(subject)) > REGEX_INPUT_LIMIT:
+        raise _RenderError(f"regex input is {len(s)} characters, over the limit of {REGEX_INPUT_LIMIT}")
+    return rx, s
 
 
 _GO_REF = re.compile(r"\$(?:\$|\{(\w+)\}|(\w+))")  # $$, ${name}, $name; Go reads "$1x" as group "1x"
@@ -197,8 +186,8 @@ def _re_replace_all(pattern: _Val, repl: _Val, subject: _Val) -> str:
     out, size, last = [], 0, 0
     for m in rx.finditer(s):
         if m.start() == m.end() == last > 0:
-            continue  # Go skips an empty match right after the previous match; Python doesn't
-        groups = {str(n): g for n, g in enumerate((m[0], *m.groups()))} | m.groupdict()
+            continue  # Go skips an empty match right after the previous match; RE2's Python wrapper doesn't
+        groups = {**{str(n): g for n, g in enumerate((m[0], *m.groups()))}, **m.groupdict()}
         expanded = _GO_REF.sub(lambda r: "$" if r[0] == "$$" else groups.get(r[1] or r[2]) or "", _text(repl))
         out.append(s[last : m.start()] + expanded)
         size, last = size + len(out[-1]), m.end()
