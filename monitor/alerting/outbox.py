@@ -197,6 +197,7 @@ class Outbox:
         self._stopped = True
         for wake in self._wake.values():
             wake.set()
+        deadline = asyncio.get_running_loop().time() + grace
         workers = list(self._workers.values())
         self._workers.clear()
         if workers:
@@ -204,6 +205,9 @@ class Outbox:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        # The outcomes of what was just delivered, written within what is left of the grace.
+        while self._pending_writes and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
         if self._reconciler is not None:
             self._reconciler.cancel()
             await asyncio.gather(self._reconciler, return_exceptions=True)

@@ -13,7 +13,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from monitor.core.clock import Clock, SystemClock
 from monitor.core.durations import Duration, to_seconds
-from monitor.core.labels import LABEL_NAME, RESERVED_LABELS
+from monitor.core.labels import RESERVED_LABELS, is_label_name
 from monitor.core.model import Model
 from monitor.core.results import Result
 from monitor.core.slo import SloConfig
@@ -54,7 +54,7 @@ class CheckBase(Model):
     @classmethod
     def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
         for name in labels:
-            if not LABEL_NAME.match(name) or name.startswith("__"):
+            if not is_label_name(name) or name.startswith("__"):
                 raise ValueError(f"invalid label name {name!r} (use [a-zA-Z_][a-zA-Z0-9_]*)")
             if name in RESERVED_LABELS:
                 raise ValueError(f"label {name!r} is set by the daemon and cannot be used on a check")

@@ -10,7 +10,7 @@ from pydantic import Field, PrivateAttr, field_validator
 from monitor.core.durations import Duration
 from monitor.core.model import Model
 from monitor.core.expressions import Expression, compile_expression
-from monitor.core.labels import LABEL_NAME
+from monitor.core.labels import LABEL_NAME, is_label_name
 from monitor.rules.templates import Template, compile_template
 from monitor.rules.functions import SLO_FUNCTIONS, WINDOW_FUNCTIONS, dry_run
 
@@ -45,7 +45,7 @@ class Rule(Model):
             if not check:
                 raise ValueError("a label selector needs at least one label")
             for name in check:
-                if not LABEL_NAME.match(name):
+                if not is_label_name(name):
                     raise ValueError(f"invalid label name {name!r} in selector")
         return check
 
@@ -63,7 +63,7 @@ class Rule(Model):
     @classmethod
     def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
         for name in labels:
-            if not LABEL_NAME.match(name) or name.startswith("__"):
+            if not is_label_name(name) or name.startswith("__"):
                 raise ValueError(f"invalid label name {name!r}")
         return labels
 
