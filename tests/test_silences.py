@@ -579,3 +579,50 @@ def test_an_alert_never_inhibits_itself() -> None:
 
 def test_no_rules_inhibit_nothing() -> None:
     assert not inhibited(Inhibitor([]), {"alertname": "ApiHealthFailing"}, [{"alertname": "DatabaseDown"}])
+
+
+# ---- bounds -------------------------------------------------------------------------------------
+
+def test_live_silences_are_capped_and_expiring_one_makes_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    import monitor.alerting.silences as silences_mod
+
+    monkeypatch.setattr(silences_mod, "MAX_LIVE_SILENCES", 3)
+    book = SilenceBook()
+    ids = [book.add(silence_from_api(body(), NOW), NOW) for _ in range(3)]
+    with pytest.raises(silences_mod.SilenceLimit, match="3 silences are active or pending already"):
+        book.add(silence_from_api(body(), NOW), NOW)
+    book.add(dataclasses_replace(book.get(ids[0]), ends_at=NOW + 2 * HOUR), NOW)  # an update needs no room
+    book.expire(ids[1], NOW)
+    book.add(silence_from_api(body(), NOW), NOW)
+    assert len([s for s in book.list() if s.state(NOW) != "expired"]) == 3
+
+
+def test_expired_silences_beyond_the_cap_are_pruned_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    import monitor.alerting.silences as silences_mod
+
+    monkeypatch.setattr(silences_mod, "MAX_LIVE_SILENCES", 2)
+    book = SilenceBook()
+    made = []
+    for i in range(5):  # churn: make one, expire it
+        made.append(book.add(silence_from_api(body(), NOW + i), NOW + i))
+        book.expire(made[-1], NOW + i + 0.5)
+    assert sorted(book.prune(NOW + 10)) == sorted(made[:3])  # within retention, but over the cap
+    assert {s.id for s in book.list()} == set(made[3:])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"matchers": [{"name": f"l{i}", "value": "x", "isRegex": False} for i in range(65)]}, "at most 64 matchers"),
+    ({"comment": "x" * 1025}, "comment: at most 1024 characters"),
+    ({"createdBy": "x" * 1025}, "createdBy: at most 1024 characters"),
+    ({"endsAt": rfc3339(NOW + 367 * 86400, fixed_millis=True)}, "at most 366 days"),
+])
+def test_oversized_silences_are_refused(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        silence_from_api(body(**overrides), NOW)
+
+
+def dataclasses_replace(silence: Silence | None, **changes: Any) -> Silence:
+    import dataclasses
+
+    assert silence is not None
+    return dataclasses.replace(silence, **changes)

@@ -31,6 +31,16 @@ SilenceState = Literal["pending", "active", "expired"]
 # Alertmanager keeps expired silences for five days (--data.retention default 120h) so that
 # people can look up what was muted during an incident and re-create it.
 DEFAULT_RETENTION = 5 * 24 * 3600.0
+# Bounds (docs/http-api.md, "Silences"): what one token holder can make the daemon keep in
+# memory, in the store and in every listing. Generous for people, small for a script gone wrong.
+MAX_LIVE_SILENCES = 1000  # active or pending at once
+MAX_MATCHERS = 64
+MAX_TEXT = 1024  # characters of comment, and of createdBy
+MAX_LIFETIME = 366 * 24 * 3600.0  # endsAt at most a year (and a day) ahead
+
+
+class SilenceLimit(ValueError):
+    """The book holds as many live silences as it may (``MAX_LIVE_SILENCES``)."""
 
 
 class SilenceNotFound(LookupError):
@@ -212,6 +222,8 @@ def silence_from_api(body: object, now: float) -> Silence:
     raw_matchers = body.get("matchers")
     if not isinstance(raw_matchers, list) or not raw_matchers:
         raise ValueError("matchers: at least one matcher is required")
+    if len(raw_matchers) > MAX_MATCHERS:
+        raise ValueError(f"matchers: at most {MAX_MATCHERS} matchers")
     matchers = [_matcher_from_api(i, m) for i, m in enumerate(raw_matchers)]
     starts_at = _timestamp_field(body, "startsAt")
     ends_at = _timestamp_field(body, "endsAt")
@@ -219,6 +231,8 @@ def silence_from_api(body: object, now: float) -> Silence:
         raise ValueError("endsAt: must be after startsAt")
     if ends_at <= now:
         raise ValueError("endsAt: must not be in the past")
+    if ends_at - max(starts_at, now) > MAX_LIFETIME:
+        raise ValueError("endsAt: a silence lasts at most 366 days; make a new one when it ends")
     # Who and why are what people need when they find an alert unexpectedly muted at 3 am,
     # so both are required (amtool requires a comment by default too).
     created_by = _text_field(body, "createdBy")
@@ -273,6 +287,8 @@ def _text_field(body: Mapping[str, object], key: str) -> str:
     raw = body.get(key)
     if not isinstance(raw, str) or not raw.strip():
         raise ValueError(f"{key}: required, a non-empty string")
+    if len(raw) > MAX_TEXT:
+        raise ValueError(f"{key}: at most {MAX_TEXT} characters")
     return raw
 
 
@@ -315,6 +331,9 @@ class SilenceBook:
             return silence.id
         if silence.ends_at <= now:
             raise ValueError("endsAt: must not be in the past")
+        live = sum(1 for s in self._silences.values() if s.state(now) != "expired")
+        if live - (previous is not None and previous.state(now) != "expired") >= MAX_LIVE_SILENCES:
+            raise SilenceLimit(f"{MAX_LIVE_SILENCES} silences are active or pending already; expire some first")
         fresh_id = silence.id if previous is None else new_silence_id()
         if previous is not None and previous.state(now) != "expired":
             self.expire(previous.id, now)
@@ -358,8 +377,14 @@ class SilenceBook:
         return any(s.matches(labels, now) for s in self._silences.values())
 
     def prune(self, now: float, retention: float = DEFAULT_RETENTION) -> builtins.list[str]:
-        """Forget silences that expired more than ``retention`` seconds ago; returns their ids."""
-        gone = [s.id for s in self._silences.values() if s.ends_at + retention < now]
+        """Forget silences that expired more than ``retention`` seconds ago, and the oldest
+        expired ones beyond as many as may be live (so churn cannot grow the book); returns
+        their ids."""
+        expired = sorted((s for s in self._silences.values() if s.state(now) == "expired"), key=lambda s: s.ends_at)
+        gone = [s.id for s in expired if s.ends_at + retention < now]
+        surplus = len(expired) - len(gone) - MAX_LIVE_SILENCES
+        if surplus > 0:
+            gone += [s.id for s in expired if s.ends_at + retention >= now][:surplus]
         for silence_id in gone:
             del self._silences[silence_id]
         return gone
