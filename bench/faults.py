@@ -1157,6 +1157,18 @@ def fault_notes(h: Harness) -> None:
         if restarts:
             res.notes.append(f"{len(downs)} kills; kill → restarted daemon ready: median {nearest_rank(restarts, .5):.1f}s, "
                              f"max {max(restarts):.1f}s (no probes meanwhile)")
+        if h.daemon:
+            # With ten lanes cycling there is always something to send: a long gap here is a
+            # restarted daemon not sending.
+            for kind, sink in sinks.items():
+                gaps = []
+                for killed, again in zip(h.daemon.lives, h.daemon.lives[1:]):
+                    if killed.how == "kill" and again.ready is not None:
+                        first = accepted_after(sink, again.ready)
+                        stop = again.ended if again.ended is not None else math.inf
+                        gaps.append(f"{first - again.ready:.1f}" if first is not None and first <= stop else "—")
+                res.notes.append(f"{kind}: first notification accepted after each restart was ready: "
+                                 f"{', '.join(gaps)} s (— : none before the next kill)")
     elif h.name == "store":
         window = h.store_window
         if window:
@@ -1310,9 +1322,11 @@ def report(results: list[ScenarioResult], s: Settings, seed: int, version: str) 
         f"state per scenario; seed {seed}",
         "- ledger: per lane, runs of failing / healthy answers the target gave the daemon's probes; a transition "
         "is a run after a run of the other kind (runs seen only within "
-        f"{s.margin:g} s before a kill -9 count only if some receiver heard of them); notifications matched by "
+        f"{s.margin:g} s before a kill -9, and runs shorter than group_interval, which may be coalesced with the "
+        "next change, count only if some receiver heard of them); notifications matched by "
         "lane, status and episode (each failure episode answers its own 5xx code, which the alert summary "
-        "carries; PagerDuty resolves by order); delay = accepted at the sink − first probe answered in the new "
+        "carries; PagerDuty resolves get theirs from the daemon's outbox entries, which a target sends in order); "
+        "delay = accepted at the sink − first probe answered in the new "
         f"state; settle after the cycles: until nothing is missing plus {s.quiet:g} s, or nothing queued in the "
         f"daemon for 10 s, or {s.settle_max:g} s",
         "- duplicates are classified from the daemon's outbox table after the run: one entry accepted twice = "
