@@ -218,6 +218,18 @@ async def test_allow_link_local_lets_the_redirect_through(misbehaving_http: Misb
     assert len(arrived(other_origin, "/ok")) == 1
 
 
+async def test_redirect_within_the_configured_origin_is_trusted(misbehaving_http: MisbehavingServer,
+                                                                 env: ProbeEnv,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # A check of a metadata endpoint itself (configured, so trusted) may follow that host's
+    # own redirects; loopback stands in for the metadata address again.
+    monkeypatch.setattr(http_probe, "refused_address", lambda address: address.is_loopback)
+    monkeypatch.setattr(probe_base, "refused_address", lambda address: address.is_loopback)
+    result = await run_check(http_check(redirect(misbehaving_http, "/ok")), env)
+    assert result.up is True, result.error
+    assert result.detail["redirects"] == 1
+
+
 async def test_connection_to_a_refused_address_is_closed_before_the_request(
         misbehaving_http: MisbehavingServer, env: ProbeEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     # The second line of defence, for a name that resolves differently when aiohttp connects

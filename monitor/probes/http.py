@@ -7,8 +7,8 @@ certificate.
 Redirects are followed here, hop by hop, not by aiohttp: the configured URL is trusted (its
 author may reach any URL), but where it redirects to is decided by the target. So a hop to
 another origin (scheme, host, port) gets none of the configured headers and no body, and a
-hop after the first may not reach a link-local or cloud metadata address unless the check
-says ``allow_link_local: true``. See docs/security.md.
+hop away from the configured origin may not reach a link-local or cloud metadata address
+unless the check says ``allow_link_local: true``. See docs/security.md.
 """
 
 from __future__ import annotations
@@ -199,13 +199,15 @@ async def _fetch(session: aiohttp.ClientSession, check: HttpCheck, tls: ssl.SSLC
     """The request, and the redirects it leads to, one hop at a time, all within the
     runner's deadline. Only the final response's body is read (and capped)."""
     url = URL(check.url)
+    # The configured URL's origin is trusted (its author chose that host); anywhere else a
+    # redirect leads is the target's choice.
+    trusted = _origin(url)
     method: str = check.method
     headers = dict(check.headers)
     body = check.body.encode() if check.body is not None else None
     redirects = 0
     while True:
-        # The configured URL is trusted; anything it redirects to is the target's choice.
-        guard = REFUSE_LINK_LOCAL.set(redirects > 0 and not check.allow_link_local)
+        guard = REFUSE_LINK_LOCAL.set(not check.allow_link_local and _origin(url) != trusted)
         try:
             async with session.request(method, url, headers=headers, data=body, allow_redirects=False,
                                        ssl=tls) as response:
@@ -222,7 +224,7 @@ async def _fetch(session: aiohttp.ClientSession, check: HttpCheck, tls: ssl.SSLC
         if redirects == MAX_REDIRECTS:
             raise RedirectRefused(f"more than {MAX_REDIRECTS} redirects (last: {shown_url(str(target))})")
         method, headers, body = _next_request(status, url, target, method, headers, body)
-        if not check.allow_link_local:
+        if not check.allow_link_local and _origin(target) != trusted:
             await _refuse_link_local(target)
         url = target
         redirects += 1
