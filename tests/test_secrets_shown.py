@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +50,15 @@ def leaky_checks(target: MisbehavingServer, webhook: str, path: str = "/echo", f
     method: POST
     headers: {{X-Dash-Key: {HEADER_SECRET}, Content-Type: application/json}}
     body: '{body}'
-    interval: 300ms
-    timeout: 250ms
+    interval: 1s
+    timeout: 1s
 {"    expect: {status: [201]}" if failing else ""}
 {extra}
   - name: db
     kind: postgres
     dsn: postgresql://app:{DB_PASSWORD}@127.0.0.1:{free_port()}/app
-    interval: 300ms
-    timeout: 250ms
+    interval: 1s
+    timeout: 1s
 """
 
 
@@ -214,7 +214,14 @@ def test_check_output_never_shows_configured_secrets(tmp_path: Path, misbehaving
 # -- the log ---------------------------------------------------------------------------------------
 
 
-def test_json_log_lines_are_scrubbed(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def structlog_defaults_after() -> Iterator[None]:
+    """configure_logging changes structlog globally; put the defaults back for later tests."""
+    yield
+    structlog.reset_defaults()
+
+
+def test_json_log_lines_are_scrubbed(capsys: pytest.CaptureFixture[str], structlog_defaults_after: None) -> None:
     secrets.register([HEADER_SECRET, DB_PASSWORD])
     configure_logging("info", "json")
     log = structlog.get_logger("test")
@@ -228,10 +235,10 @@ def test_json_log_lines_are_scrubbed(capsys: pytest.CaptureFixture[str]) -> None
     assert_clean(json.dumps(line))
     assert line["url"] == "http://h/x?token=***"
     assert "ConnectionError: server said: bad key ***" in line["exception"]
-    structlog.reset_defaults()
 
 
-def test_console_log_lines_are_scrubbed_and_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+def test_console_log_lines_are_scrubbed_and_escaped(capsys: pytest.CaptureFixture[str],
+                                                    structlog_defaults_after: None) -> None:
     secrets.register([HEADER_SECRET])
     configure_logging("info", "console")
     try:
@@ -241,7 +248,6 @@ def test_console_log_lines_are_scrubbed_and_escaped(capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err
     assert HEADER_SECRET not in err and "\x1b[2J" not in err and "\x1b]0;" not in err
     assert "\\x1b[2J***" in err
-    structlog.reset_defaults()
 
 
 def test_daemon_json_log_of_failing_checks_is_clean(tmp_path: Path, misbehaving_http: MisbehavingServer) -> None:
