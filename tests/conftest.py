@@ -80,3 +80,24 @@ def postgres_server() -> _PsIterator[PostgresServer]:
     """A private PostgreSQL cluster on a free port, stopped at the end."""
     with running_postgres() as server:
         yield server
+
+
+# ======================================================================================
+# BEGIN secret registry isolation (monitor/core/secrets.py)
+# The registry is process-wide and only grows in the daemon; a test that loads a config
+# must not change what a later test sees redacted.
+# ======================================================================================
+from collections.abc import Iterator as _SecretsIterator  # noqa: E402
+
+from monitor.core import secrets as _secrets  # noqa: E402
+
+
+@_mb_pytest.fixture(autouse=True)
+def _secret_registry_isolated() -> _SecretsIterator[None]:
+    _secrets.clear()
+    yield
+    _secrets.clear()
+
+# ======================================================================================
+# END secret registry isolation
+# ======================================================================================

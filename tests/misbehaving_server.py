@@ -11,9 +11,16 @@ never shares scheduling with the server. Paths:
 ``/trickle``          headers, then one body byte every 0.2 s
 ``/big``              a 50 MB body, streamed from one reused 64 KiB chunk
 ``/badjson``          ``application/json`` with body ``{"status": ``
-``/redirect``         302 to ``/ok`` (or to the ``to`` query parameter)
+``/redirect``         302 to ``/ok`` (or to the ``to`` query parameter; ``code`` sets the status)
+``/loop?n=N``         302 to ``/loop?n=N+1``, forever
 ``/slow?ms=N``        like ``/ok`` after N milliseconds
+``/secret``           200 with a cookie (``SECRET_COOKIE``) and a JSON body holding ``SECRET_BODY``
+``/escape``           200 with terminal escape sequences in a header and in the JSON body
+``/echo``             200, JSON of the request: ``method``, ``target``, ``headers``, ``body``
 anything else         404
+
+Every request's method, target, headers and body are kept in ``received`` (for tests that
+check what a client sent where).
 
 Pass an ``ssl.SSLContext`` to serve HTTPS instead (see ``trustme``).
 """
@@ -28,6 +35,7 @@ import ssl
 import struct
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 OK_BODY: dict[str, object] = {"status": "healthy", "services": {"redis": "healthy"}}
@@ -35,7 +43,22 @@ BIG_SIZE = 50 * 1024 * 1024
 TRICKLE_INTERVAL = 0.2
 TRICKLE_LENGTH = 1000  # bytes promised by Content-Length; far more than any test waits for
 _CHUNK = b"x" * (64 * 1024)
-_REASONS = {200: "OK", 302: "Found", 404: "Not Found", 500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 303: "See Other", 307: "Temporary Redirect",
+            308: "Permanent Redirect", 404: "Not Found", 500: "Internal Server Error", 503: "Service Unavailable"}
+SECRET_COOKIE = "c00kie-v4lue-from-target"
+SECRET_BODY = "b0dy-t0ken-from-target"
+# Clears the screen, sets the window title, and a C1 CSI: what a hostile target would send.
+ESCAPES = "\x1b[2J\x1b]0;owned\x07\u009b31m"
+
+@dataclass(frozen=True)
+class Received:
+    """One request as it arrived."""
+
+    method: str
+    target: str
+    headers: dict[str, str]  # names lowercased
+    body: bytes
+
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str, dict[str, list[str]]], Awaitable[None]]
 
@@ -61,6 +84,7 @@ class MisbehavingServer:
         self.host = "127.0.0.1"
         self.port = 0
         self.requests: list[str] = []  # request targets seen, in order (for assertions)
+        self.received: list[Received] = []  # the same requests in full
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -149,10 +173,15 @@ class MisbehavingServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
-        request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        request_line, *header_lines = head.decode("latin-1").split("\r\n")
         parts = request_line.split(" ")
         target = parts[1] if len(parts) >= 2 else "/"
         self.requests.append(target)
+        headers = {name.strip().lower(): value.strip()
+                   for name, sep, value in (line.partition(":") for line in header_lines) if sep}
+        length = int(headers.get("content-length", "0") or 0)
+        body = await reader.readexactly(length) if length else b""
+        self.received.append(Received(parts[0], target, headers, body))
         split = urlsplit(target)
         path, query = split.path, parse_qs(split.query)
         handler = self._route(path)
@@ -170,6 +199,10 @@ class MisbehavingServer:
             "/badjson": self._badjson,
             "/redirect": self._redirect,
             "/slow": self._slow,
+            "/loop": self._loop_redirect,
+            "/secret": self._secret,
+            "/escape": self._escape,
+            "/echo": self._echo,
         }.get(path, self._not_found)
 
     # -- behaviours ------------------------------------------------------------------------
@@ -225,13 +258,38 @@ class MisbehavingServer:
     async def _redirect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
                         query: dict[str, list[str]]) -> None:
         location = query.get("to", ["/ok"])[0]
-        await _send(writer, 302, b"", content_type="text/plain", extra={"Location": location})
+        code = int(query.get("code", ["302"])[0])
+        await _send(writer, code, b"", content_type="text/plain", extra={"Location": location})
 
     async def _slow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
                     query: dict[str, list[str]]) -> None:
         ms = int(query.get("ms", ["0"])[0])
         await asyncio.sleep(ms / 1000)
         await _send(writer, 200, json.dumps(OK_BODY).encode())
+
+    async def _loop_redirect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
+                             query: dict[str, list[str]]) -> None:
+        n = int(query.get("n", ["0"])[0])
+        await _send(writer, 302, b"", content_type="text/plain", extra={"Location": f"/loop?n={n + 1}"})
+
+    async def _secret(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
+                      query: dict[str, list[str]]) -> None:
+        body = json.dumps({"status": "healthy", "access_token": SECRET_BODY}).encode()
+        await _send(writer, 200, body, extra={"Set-Cookie": f"session={SECRET_COOKIE}; HttpOnly; Path=/",
+                                              "WWW-Authenticate": 'Bearer realm="health"'})
+
+    async def _escape(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
+                      query: dict[str, list[str]]) -> None:
+        # `re` is an invalid regex holding escapes: a CEL `matches(body.re)` quotes it in its error.
+        body = json.dumps({"note": ESCAPES, "re": "(" + ESCAPES}, ensure_ascii=False).encode()
+        await _send(writer, 200, body, extra={"X-Note": ESCAPES.replace("\u009b", "")})
+
+    async def _echo(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
+                    query: dict[str, list[str]]) -> None:
+        request = self.received[-1]  # this connection's, appended by _handle just now
+        body = json.dumps({"method": request.method, "target": request.target, "headers": request.headers,
+                           "body": request.body.decode("utf-8", "replace")}).encode()
+        await _send(writer, 200, body)
 
     async def _not_found(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
                          query: dict[str, list[str]]) -> None:

@@ -7,10 +7,12 @@ import json
 import sys
 from typing import Any
 
+from monitor.cli.terminal import echo
 from monitor.config.loader import Config
 from monitor.probes import ProbeEnv
 from monitor.core.results import Result
 from monitor.core.expressions import ExpressionError
+from monitor.core.secrets import scrub, scrub_deep
 from monitor.history import History
 from monitor.probes import CheckBase
 from monitor.rules.functions import WINDOW_FUNCTIONS, NoData, Reads, rule_functions, variables
@@ -45,7 +47,7 @@ def run_check_command(config: Config, name: str, as_json: bool) -> int:
     check = config.check(name)
     if check is None:
         known = ", ".join(c.name for c in config.checks) or "none"
-        print(f"monitor: no check named {name!r} (known: {known})", file=sys.stderr)
+        echo(f"monitor: no check named {name!r} (known: {known})", file=sys.stderr)
         return 2
 
     async def once() -> Result:
@@ -59,21 +61,27 @@ def run_check_command(config: Config, name: str, as_json: bool) -> int:
     trips = [_trip(loaded.rule, result, check) for loaded in config.rules_for(check)]
 
     where = config.check_locations.get(name)  # where to go and edit it
+    # The output lands in terminals and CI logs: the configured secrets come out of what the
+    # target answered (an echoed header, a body), and control characters are escaped.
+    detail = scrub_deep(json.loads(json.dumps(result.detail, default=str)))
+    error = scrub(result.error) if result.error else None
+    trips = scrub_deep(trips)
     if as_json:
-        print(json.dumps({"check": name, "defined_at": str(where) if where else None, "up": result.up, "value": result.value, "latency": result.latency,
-                          "outcome": result.outcome.value, "error": result.error, "detail": result.detail,
-                          "rules": trips}, indent=2, default=str))
+        # json.dumps escapes every control character but DEL; a JSON string may spell it too.
+        echo(json.dumps({"check": name, "defined_at": str(where) if where else None, "up": result.up, "value": result.value, "latency": result.latency,
+                         "outcome": result.outcome.value, "error": error, "detail": detail,
+                         "rules": trips}, indent=2, default=str).replace("\x7f", "\\u007f"))
     else:
-        print(f"check    {name} ({check.kind})")
+        echo(f"check    {name} ({check.kind})")
         if where is not None:
-            print(f"defined  {where}")
-        print(f"result   {'OK' if result.up else 'FAILING'} ({result.outcome.value})")
-        print(f"value    {result.value if result.value is not None else '-'}")
-        print(f"latency  {result.latency * 1000:.1f} ms")
-        print(f"error    {result.error or '-'}")
-        print("detail   " + json.dumps(result.detail, default=str)[:2000])
+            echo(f"defined  {where}")
+        echo(f"result   {'OK' if result.up else 'FAILING'} ({result.outcome.value})")
+        echo(f"value    {result.value if result.value is not None else '-'}")
+        echo(f"latency  {result.latency * 1000:.1f} ms")
+        echo(f"error    {error or '-'}")
+        echo("detail   " + json.dumps(detail, default=str)[:2000])
         for trip in trips:
             verdict = {True: "WOULD FIRE", False: "ok", None: "?"}[trip["fires"]]
             note = f"  ({trip['note']})" if "note" in trip else ""
-            print(f"rule     {trip['alert']}: {verdict}  [{trip['expr']}]{note}")
+            echo(f"rule     {trip['alert']}: {verdict}  [{trip['expr']}]{note}")
     return 0 if result.up else 1

@@ -15,6 +15,7 @@ from monitor.config.errors import ConfigError
 from monitor.config.loader import Config, load_config
 from monitor.daemon import Daemon, StartError, default_config_path
 from monitor.cli.logs import configure_logging
+from monitor.cli.terminal import echo
 
 EXIT_OK, EXIT_FAILING, EXIT_CONFIG = 0, 1, 2
 
@@ -73,7 +74,7 @@ def _main(argv: list[str] | None) -> int:
         config = _load(args)
     except ConfigError as err:
         for problem in err.problems:
-            print(problem, file=sys.stderr)
+            echo(str(problem), file=sys.stderr)  # a problem may quote the file's own text
         return EXIT_CONFIG
     if args.command == "validate":
         print(f"{config.path}: ok ({len(config.checks)} checks, {len(config.rules)} rules)")

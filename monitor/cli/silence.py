@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from monitor.alerting.silences import parse_matcher_args
+from monitor.cli.terminal import cell, echo
 from monitor.core.timestamps import parse_rfc3339, rfc3339
 from monitor.core.durations import parse_duration
 
@@ -66,7 +67,7 @@ def run_silence_command(args: argparse.Namespace) -> int:
             return _list(args)
         return _expire(args)
     except CommandError as err:
-        print(f"monitor: {err}", file=sys.stderr)
+        echo(f"monitor: {err}", file=sys.stderr)
         return EXIT_FAILED
 
 
@@ -74,12 +75,12 @@ def _add(args: argparse.Namespace) -> int:
     try:
         matchers = parse_matcher_args(args.matchers)
     except ValueError as err:
-        print(f"monitor: {err}", file=sys.stderr)
+        echo(f"monitor: {err}", file=sys.stderr)
         return EXIT_USAGE
     try:
         duration = parse_duration(args.duration)
     except ValueError as err:
-        print(f"monitor: --duration: {err}", file=sys.stderr)
+        echo(f"monitor: --duration: {err}", file=sys.stderr)
         return EXIT_USAGE
     if duration <= 0:
         print("monitor: --duration: must be positive", file=sys.stderr)
@@ -93,19 +94,19 @@ def _add(args: argparse.Namespace) -> int:
         "comment": args.comment,
     }
     data = _request("POST", args.url, "/api/v1/silences", token=args.token, body=body)
-    print(data["silenceID"])
+    echo(str(data["silenceID"]))
     return EXIT_OK
 
 
 def _list(args: argparse.Namespace) -> int:
     data = _request("GET", args.url, "/api/v1/silences")
-    print(render(data))
+    echo(render(data))
     return EXIT_OK
 
 
 def _expire(args: argparse.Namespace) -> int:
     _request("DELETE", args.url, f"/api/v1/silences/{args.id}", token=args.token)
-    print(f"expired {args.id}")
+    echo(f"expired {args.id}")
     return EXIT_OK
 
 
@@ -137,8 +138,10 @@ def render(silences: list[dict[str, Any]]) -> str:
         rows.append((str(s.get("id", "")), matchers, str(s.get("status", {}).get("state", "")),
                      _short_time(str(s.get("endsAt", ""))), _one_line(str(s.get("createdBy", ""))),
                      _one_line(str(s.get("comment", "")))[:60]))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    # Comments, authors and matcher values are whatever an API caller sent: escape them.
+    shown = [tuple(cell(text) for text in row) for row in rows]
+    widths = [max(len(row[i]) for row in shown) for i in range(len(shown[0]))]
+    return "\n".join("  ".join(text.ljust(w) for text, w in zip(row, widths)).rstrip() for row in shown)
 
 
 def _matcher_text(m: dict[str, Any]) -> str:

@@ -19,12 +19,18 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from monitor.alerting.config import AlertingConfig, AlertingConfigError
 from monitor.config.errors import ConfigError, Problem
 from monitor.config.main import EnvSettings, GlobalConfig, MainConfig
+from monitor.config.secret_values import secrets_in
 from monitor.config.yaml_source import SourceMap, load_yaml
+from monitor.core import secrets
+from monitor.core.secrets import MIN_SECRET_LENGTH, credential_name, mask_url_queries, redact
 from monitor.probes import PROBES, CheckBase, CheckConfig
 from monitor.rules.model import LoadedRule, Location, RuleFile
 
 log = structlog.get_logger("monitor.config")
 _CHECKS: TypeAdapter[list[CheckBase]] = TypeAdapter(list[CheckConfig])
+_CHECK_MODELS = tuple(model for model, _ in PROBES.values())
+# Fields whose value may be (or contain) a credential: a problem with one never quotes it.
+_SENSITIVE_FIELDS = frozenset({"url", "api_url", "dsn", "state", "external_url", "headers", "body"})
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -49,10 +55,22 @@ class Config:
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Load and validate everything; raises ConfigError listing every problem found."""
-    env = os.environ if environ is None else environ
-    path = Path(path)
+    """Load and validate everything; raises ConfigError listing every problem found.
+
+    The secret values found on the way are registered for redaction (monitor.core.secrets),
+    even when loading fails: the problems are shown, and must not show what they are about.
+    """
+    try:
+        config = _load_config(Path(path), os.environ if environ is None else environ)
+    except ConfigError as err:
+        raise ConfigError([Problem(p.file, p.line, secrets.scrub(p.message)) for p in err.problems]) from None
+    secrets.register(secrets_in([config.main, config.alerting, config.checks]))
+    return config
+
+
+def _load_config(path: Path, env: Mapping[str, str]) -> Config:
     data, source = load_yaml(path, env)
+    secrets.register(secrets_in(data, (MainConfig, AlertingConfig)))
     if not isinstance(data, dict):
         raise ConfigError([Problem(source.file, 1, "the main file must be a mapping (global:, check_files:, ...)")])
     main = _validate(MainConfig, data, source, None)
@@ -144,6 +162,7 @@ def _load_checks(file: Path, environ: Mapping[str, str], context: dict[str, floa
     if not isinstance(data, dict) or not isinstance(data.get("checks", []), list) or set(data) - {"checks"}:
         raise ConfigError([Problem(source.file, 1, "a check file holds one key, `checks:`, with a list of checks")])
     items = data.get("checks") or []
+    secrets.register(secrets_in(items, _CHECK_MODELS))
     try:
         checks: list[CheckBase] = _CHECKS.validate_python(items, context=context)
     except ValidationError as err:
@@ -210,6 +229,27 @@ def _path(data: Any, loc: tuple[Any, ...]) -> str:
 
 
 def _message(error: Any) -> str:
+    return _without_input(_describe(error), error)
+
+
+def _without_input(message: str, error: Any) -> str:
+    """pydantic and our own validators quote the offending input back (a URL that is not
+    http://, a DSN libpq cannot parse); for a field that can hold a secret, the quote is
+    replaced: a URL by its masked form (scheme, host, path), anything else by ***."""
+    value = error.get("input")
+    names = [part for part in error["loc"] if isinstance(part, str)]
+    if not isinstance(value, str) or not value or not (
+            "://" in value or any(part in _SENSITIVE_FIELDS or credential_name(part) for part in names)):
+        return message
+    shown = mask_url_queries(redact(value)) if "://" in value else "***"
+    parts = {part for part in secrets_in({names[-1] if names else "": value}) if len(part) >= MIN_SECRET_LENGTH}
+    for part in sorted(parts | {value}, key=len, reverse=True):
+        if part != shown:
+            message = message.replace(part, shown if part == value else "***")
+    return message
+
+
+def _describe(error: Any) -> str:
     kind = error["type"]
     if kind == "missing":
         return f"missing required field {error['loc'][-1]!r}"

@@ -75,12 +75,25 @@ def expand_env(text: str, environ: Mapping[str, str]) -> str:
 
 
 _MAX_NODES = 1_000_000
+# Limits checked before a document is composed into nodes. libyaml's composer recurses in
+# C once per nesting level, so ~25,000 levels overflow the stack and kill the process (a
+# SIGHUP reload of such a file would take the running daemon down with it). Its scanner and
+# parser are iterative: counting their events costs no stack. Real configs nest a dozen
+# levels deep and weigh kilobytes to a few megabytes (10,000 checks are about 2 MB).
+MAX_FILE_BYTES = 10 * 1024 * 1024
+MAX_DEPTH = 64
 # libyaml's parser when PyYAML was built with it: 10,000 checks parse in a fraction of
 # the pure-Python parser's 4.6 s. Both keep line marks on every node.
 _FAST_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _TooLarge(Exception):
+    def __init__(self, line: int, recursive: bool = False) -> None:
+        self.line = line
+        self.recursive = recursive
+
+
+class _TooDeep(Exception):
     def __init__(self, line: int) -> None:
         self.line = line
 
@@ -132,17 +145,86 @@ class _Builder:
         return value
 
 
+_OPEN = frozenset({yaml.MappingStartEvent, yaml.SequenceStartEvent})
+_CLOSE = frozenset({yaml.MappingEndEvent, yaml.SequenceEndEvent})
+
+
+def _check_depth(text: str, name: str) -> int:
+    """Refuse a document nested deeper than MAX_DEPTH, from the parser's event stream (flow
+    ``[[[`` and block ``- - -`` alike), stopping at the first level too deep. Returns how
+    many aliases the document uses."""
+    depth = aliases = 0
+    for event in yaml.parse(text, Loader=_FAST_LOADER):
+        kind = type(event)
+        if kind in _OPEN:
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark is not None else 1
+                raise ConfigError([Problem(name, line, f"nesting deeper than {MAX_DEPTH} levels")])
+        elif kind in _CLOSE:
+            depth -= 1
+        elif kind is yaml.AliasEvent:
+            aliases += 1
+    return aliases
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a document whose aliases would expand it beyond _MAX_NODES values or
+    MAX_DEPTH levels, before any of it is built: an alias bomb ("billion laughs") is a few
+    lines of anchors that refer to each other ten times a level, and a chain of anchors each
+    holding the previous one nests as deep as it is long. The node graph shares aliased
+    nodes, so each collection is visited once here, its expanded size and depth remembered.
+    An anchor used inside itself is a cycle that would expand forever."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_nodes: set[int] = set()  # entered, children not all done: the current path
+    stack: list[tuple[yaml.Node, list[yaml.Node] | None]] = [(root, None)]
+    while stack:
+        node, children = stack.pop()
+        key = id(node)
+        if children is None:  # first visit: queue the collections it holds
+            if key in size or isinstance(node, yaml.ScalarNode):
+                continue
+            children = [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else node.value
+            open_nodes.add(key)
+            stack.append((node, children))
+            for child in children:
+                if id(child) in open_nodes:
+                    raise _TooLarge(child.start_mark.line + 1, recursive=True)
+                if not isinstance(child, yaml.ScalarNode) and id(child) not in size:
+                    stack.append((child, None))
+            continue
+        open_nodes.discard(key)
+        total, levels = 1, 1
+        for child in children:
+            if isinstance(child, yaml.ScalarNode):
+                total += 1
+            else:
+                total += size[id(child)]
+                levels = max(levels, depth[id(child)] + 1)
+        if total > _MAX_NODES:
+            raise _TooLarge(node.start_mark.line + 1)
+        if levels > MAX_DEPTH:
+            raise _TooDeep(node.start_mark.line + 1)
+        size[key], depth[key] = total, levels
+
+
 def load_yaml(path: Path, environ: Mapping[str, str] | None = None, display: str | None = None) -> tuple[Any, SourceMap]:
     """Parse one YAML file; raises ConfigError naming the file and line of every problem."""
     name = display or str(path)
     source = SourceMap(name)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)  # never more: a 10 GB file must not be read whole
+        if len(raw) > MAX_FILE_BYTES:
+            raise ConfigError([Problem(name, 0, f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")])
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError([Problem(name, 0, "file not found")]) from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError([Problem(name, 0, f"cannot read file: {err}")]) from None
     try:
+        aliases = _check_depth(text, name)
         node = yaml.compose(text, Loader=_FAST_LOADER)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
@@ -154,9 +236,15 @@ def load_yaml(path: Path, environ: Mapping[str, str] | None = None, display: str
         return {}, source
     builder = _Builder(source, os.environ if environ is None else environ)
     try:
+        if aliases:  # without aliases nothing is shared: the builder's own budget suffices
+            _check_expansion(node)
         data = builder.build(node, ())
     except _TooLarge as err:
-        raise ConfigError([Problem(name, err.line, f"document expands to more than {_MAX_NODES} values (alias loop?)")]) from None
+        message = ("an alias refers to the node that contains it (recursive alias)" if err.recursive
+                   else f"document expands to more than {_MAX_NODES} values (alias bomb?)")
+        raise ConfigError([Problem(name, err.line, message)]) from None
+    except _TooDeep as err:
+        raise ConfigError([Problem(name, err.line, f"nesting deeper than {MAX_DEPTH} levels (through aliases)")]) from None
     except RecursionError:
         raise ConfigError([Problem(name, 1, "document is nested too deeply")]) from None
     except yaml.YAMLError as err:  # e.g. an unknown tag like !!python/object

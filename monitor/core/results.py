@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+from monitor.core import secrets
 
 
 class Outcome(str, Enum):
@@ -34,19 +35,16 @@ class Result:
                       error=one_line(error), outcome=Outcome.FAILURE)
 
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
-_PASSWORD_KV = re.compile(r"(?i)\b(password|passwd|pwd|token|secret)=\S+")
-
-
 def redact(text: str) -> str:
-    """Remove credentials that libraries like to echo back in error messages."""
-    text = _USERINFO.sub(r"\g<scheme>***@", text)
-    return _PASSWORD_KV.sub(r"\1=***", text)
+    """Remove credentials that libraries like to echo back in error messages: the
+    configured secret values and credential-shaped text (see ``monitor.core.secrets``)."""
+    return secrets.redact(text)
 
 
 def one_line(text: str, limit: int = 500) -> str:
-    """Errors are shown in tables, logs and Slack: one line, bounded, no secrets."""
-    flat = " ".join(redact(str(text)).split())
+    """Errors are shown in tables, logs and Slack: one line, bounded, no secrets, and any
+    URL in it with its query values masked."""
+    flat = " ".join(secrets.scrub(str(text)).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -85,9 +86,52 @@ def _default_timeout(interval: Any, default: float) -> Any:
 PEER_CERTIFICATES: ContextVar[list[tuple[bytes, str]] | None] = ContextVar("peer_certificates", default=None)
 
 
+# Set by a probe while it follows a redirect it was not configured with: the connection
+# must then not reach a link-local or cloud metadata address (see `refused_address`).
+REFUSE_LINK_LOCAL: ContextVar[bool] = ContextVar("refuse_link_local", default=False)
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# Metadata services outside the link-local ranges: AWS's IPv6 endpoint, Alibaba Cloud's.
+METADATA_ADDRESSES = frozenset({ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("100.100.100.200")})
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def refused_address(address: IpAddress) -> bool:
+    """Link-local (169.254.0.0/16, fe80::/10, where cloud metadata services answer with
+    instance credentials) or a known metadata address, also when spelled as an IPv4-mapped
+    or NAT64 IPv6 address."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif address in _NAT64:
+            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address.is_link_local or address in METADATA_ADDRESSES
+
+
+def parse_address(text: str) -> IpAddress | None:
+    """An IP address, or None; an IPv6 zone (``fe80::1%eth0``) is ignored."""
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+class RefusedAddress(aiohttp.ClientConnectionError):
+    """A connection reached an address this request must not reach."""
+
+
 class _CertificateRecordingConnector(aiohttp.TCPConnector):
     async def connect(self, req: aiohttp.ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout) -> Any:
         connection = await super().connect(req, traces, timeout)
+        if REFUSE_LINK_LOCAL.get():
+            # The probe checked the redirect target's addresses before connecting; this is
+            # the address actually reached (DNS may answer differently the second time).
+            # Closing here, before the request is written, sends it neither headers nor path.
+            peer = connection.transport.get_extra_info("peername") if connection.transport is not None else None
+            address = parse_address(str(peer[0])) if peer else None
+            if address is not None and refused_address(address):
+                connection.close()
+                raise RefusedAddress(f"connected to {address}, a link-local or cloud metadata address; refused")
         sink = PEER_CERTIFICATES.get()
         transport = connection.transport
         ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
