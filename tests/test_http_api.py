@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -11,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.core.timestamps import rfc3339
 from monitor.config.loader import load_config
 from monitor.daemon import Daemon
 
@@ -143,7 +145,7 @@ async def test_status_page_shows_alerts_first_and_marks_silenced(daemon: tuple[D
         d.engine.alerts[name] = AlertRecord(name, name, "db", "firing", {"alertname": name, "env": env, "severity": "critical"},
                                             {"summary": f"<b>{name}</b> summary"}, active_at=d.now() - 120)
     silence = {"matchers": [{"name": "env", "value": "staging", "isRegex": False}],
-               "startsAt": "2020-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z",
+               "startsAt": "2020-01-01T00:00:00Z", "endsAt": rfc3339(time.time() + 86400),
                "createdBy": "test", "comment": "maintenance"}
     assert (await client.post("/api/v1/silences", json=silence, headers={"Authorization": "Bearer t0ken"})).status_code == 200
     page = (await client.get("/")).text

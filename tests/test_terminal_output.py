@@ -5,6 +5,7 @@ them escaped (``\\x1b[2J``), so an error text cannot clear the screen or retitle
 
 from __future__ import annotations
 
+import time
 import asyncio
 import json
 import re
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from monitor.core.timestamps import rfc3339
 from monitor.cli.silence import render as render_silences
 from monitor.cli.status import render as render_status
 from monitor.cli.terminal import cell, printable
@@ -103,7 +105,7 @@ async def test_status_prints_errors_escaped(daemon_url: tuple[Daemon, str]) -> N
 async def test_silence_list_prints_comments_escaped(daemon_url: tuple[Daemon, str]) -> None:
     _, url = daemon_url
     silence = {"matchers": [{"name": "alertname", "value": f"x{ESCAPES}", "isRegex": False}],
-               "startsAt": "2020-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z",
+               "startsAt": "2020-01-01T00:00:00Z", "endsAt": rfc3339(time.time() + 86400),
                "createdBy": f"mallory{ESCAPES}", "comment": f"maintenance\x1b[2J\x1b[H\x1b]0;pwned\x07 \u202egnp.exe"}
     async with httpx.AsyncClient(base_url=url) as client:
         assert (await client.post("/api/v1/silences", json=silence)).status_code == 200
