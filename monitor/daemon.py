@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import resource
 import signal
 import time
 from collections.abc import Coroutine
@@ -20,7 +21,9 @@ from monitor.alerting.silences import Silence, SilenceBook
 from monitor.check_status import CheckStatuses
 from monitor.config.errors import ConfigError
 from monitor.config.loader import Config, load_config
-from monitor.config.main import split_listen
+from monitor.config.main import GlobalConfig, split_listen
+from monitor.http.access import AccessPolicy
+from monitor.http.connections import Connections, GuardedSite
 from monitor.http.server import build_app
 from monitor.http.metrics import DaemonMetrics
 from monitor.core.results import Result, redact
@@ -69,6 +72,9 @@ class Daemon:
         self.notifier = Notifier(self.silences, self.outbox, self.writer, now=now)
         self.scheduler = CheckScheduler(self.statuses, self.env, self.metrics.scheduler_lag,
                                         settings.max_concurrent_probes, on_result=self._on_result)
+        self.access_policy = AccessPolicy.from_settings(settings)
+        self.connections = Connections(settings.max_connections)
+        self._open_files = _open_file_limit()
         self.ready = False
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -87,9 +93,8 @@ class Daemon:
             self.notifier.on_event(event)
 
     # --- what the HTTP layer sees -------------------------------------------------------
-    def api_token(self) -> str | None:
-        token = self.config.settings.api_token
-        return token.get_secret_value() if token is not None else None
+    def access(self) -> AccessPolicy:
+        return self.access_policy
 
     def render_metrics(self, accept: str) -> tuple[bytes, str]:
         return self.metrics.render(accept)
@@ -110,6 +115,7 @@ class Daemon:
                 log.warning("config_reload_listen_ignored", detail="changing `listen` needs a restart")
             self.config = config
             self._apply(config)
+            self._guard_api(config.settings, previous=self.access_policy)
             _freeze_heap()
             log.info("config_reloaded", checks=len(config.checks), rules=len(config.rules))
             return True, f"loaded {len(config.checks)} checks, {len(config.rules)} rules"
@@ -212,11 +218,13 @@ class Daemon:
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
 
+        open_files_was, self._open_files, open_files_hard = _raise_open_file_limit()
+        self._guard_api(self.config.settings, previous=None)
         host, port = split_listen(self.config.settings.listen)
         runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
         await runner.setup()
         try:
-            await web.TCPSite(runner, host, port, reuse_address=True).start()
+            await GuardedSite(runner, host, port, self.connections).start()
         except OSError as err:
             await runner.cleanup()
             raise StartError(f"cannot listen on {self.config.settings.listen}: {err.strerror or err}") from None
@@ -243,7 +251,9 @@ class Daemon:
         _freeze_heap()
         self.ready = True
         log.info("started", listen=settings.listen, checks=len(self.config.checks), rules=len(self.config.rules),
-                 config=str(self.config.path))
+                 config=str(self.config.path), api=self.access_policy.mode, max_connections=self.connections.limit,
+                 open_files_limit=self._open_files, open_files_hard_limit=open_files_hard,
+                 open_files_limit_was=open_files_was)
         try:
             await self._stop.wait()
         finally:
@@ -274,6 +284,38 @@ class Daemon:
                 loop.remove_signal_handler(sig)
             log.info("stopped")
 
+    def _guard_api(self, settings: GlobalConfig, previous: AccessPolicy | None) -> None:
+        """Put the API's access rules and connection cap in force, and say so in the log
+        when they are not the closed default, or when they change."""
+        policy = AccessPolicy.from_settings(settings)
+        self.access_policy = policy
+        self.connections.limit = self._connection_cap(settings.max_connections)
+        if previous is not None and (policy.token is None, policy.unauthenticated_api) == (
+                previous.token is None, previous.unauthenticated_api):
+            return
+        if policy.open_on_loopback:
+            log.warning("api_unauthenticated", detail="global.unauthenticated_api is on and no global.api_token is set:"
+                        " any process on this host (and anything relaying through loopback, such as a local reverse"
+                        " proxy) can silence alerts, reload the config and push heartbeats without a credential")
+        elif policy.token is None and previous is not None:  # at start, `started` says api=disabled
+            log.info("api_mutations_disabled", detail="no global.api_token is set: silences, reload and heartbeat"
+                     " pushes without a push_key are refused (403)")
+        elif policy.unauthenticated_api:
+            log.warning("api_unauthenticated_ignored", detail="global.api_token is set, so every mutating call needs"
+                        " it; global.unauthenticated_api has no effect")
+
+    def _connection_cap(self, configured: int) -> int:
+        """At most a quarter of the file handles go to API connections; the rest stay for
+        probes, the state store and deliveries."""
+        soft = self._open_files
+        room = configured if soft == resource.RLIM_INFINITY else max(soft // 4, 1)
+        if configured > room:
+            log.warning("max_connections_lowered", configured=configured, used=room, open_files_limit=soft,
+                        detail="global.max_connections is over a quarter of the open-file limit; raise the limit"
+                               " (ulimit -n) to allow more")
+            return room
+        return configured
+
     async def _sweep(self) -> None:
         """Staleness is a condition too: re-check quiet checks every few seconds; and write
         each completed minute of SLO counts (a crash loses at most the open minute); and forget
@@ -294,6 +336,27 @@ def _freeze_heap() -> None:
     normally by reference counting when that happens."""
     gc.collect()
     gc.freeze()
+
+
+def _open_file_limit() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def _raise_open_file_limit() -> tuple[int, int, int]:
+    """Raise the soft limit on open files to the hard limit (which an unprivileged process
+    may do); returns the soft limit before, the soft limit now in force, and the hard one.
+    The usual soft default of 1024 is far below what thousands of probes and API clients
+    need, and running out of handles fails every probe at once ("Too many open files")."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # An unlimited hard limit (macOS) cannot be the soft one; ask for a generous number.
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 16)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as err:
+            log.warning("open_files_limit_not_raised", soft=soft, hard=hard, error=str(err))
+            return soft, soft, hard
+    return soft, resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard
 
 
 def default_config_path(environ_value: str | None) -> Path:

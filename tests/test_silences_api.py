@@ -118,7 +118,7 @@ async def test_invalid_input_is_400_with_an_error(
         daemon: tuple[Daemon, httpx.AsyncClient], body: object, message: str) -> None:
     d, client = daemon
     if isinstance(body, bytes):
-        response = await client.post("/api/v1/silences", content=body, headers=AUTH)
+        response = await client.post("/api/v1/silences", content=body, headers={**AUTH, "Content-Type": "application/json"})
     else:
         response = await client.post("/api/v1/silences", json=body, headers=AUTH)
     assert response.status_code == 400

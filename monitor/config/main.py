@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -25,7 +26,17 @@ class GlobalConfig(Model):
     listen: str = "127.0.0.1:9464"
     state: str = "sqlite:///state/monitor.db"
     external_url: str | None = None
+    # Guards every mutating call (silences, reload, heartbeats). Unset means those calls
+    # are refused, unless `unauthenticated_api` opts out for loopback clients.
     api_token: SecretStr | None = None
+    unauthenticated_api: bool = False
+    # Host names (besides localhost, IP addresses and the hosts of `external_url` and
+    # `listen`) that requests may carry in `Host`; ["*"] allows any. A browser led to the
+    # daemon by DNS rebinding sends the attacker's name, which is not on this list.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Open API connections at once; past it, the one waiting longest for a request is
+    # closed, so a flood of clients cannot use up the file handles probes need.
+    max_connections: int = Field(default=256, ge=1, le=1_000_000)
     default_interval: Duration = 30.0
     default_timeout: Duration = 10.0
     # Probes running at once; more wait (inside their own deadline) for a slot.
@@ -42,11 +53,33 @@ class GlobalConfig(Model):
         split_listen(listen)
         return listen
 
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: list[str]) -> list[str]:
+        names = []
+        for host in hosts:
+            name = host.strip().lower().rstrip(".")
+            if name.startswith("[") and name.endswith("]"):
+                name = name[1:-1]
+            if name != "*" and not is_ip(name) and (not name or any(c in name for c in ":/@ ")):
+                raise ValueError(f"{host!r} is not a host name: write it without scheme, port or path,"
+                                 " e.g. monitor.example.com, or \"*\" for any")
+            names.append(name)
+        return names
+
     @field_validator("api_token")
     @classmethod
     def _empty_is_unset(cls, token: SecretStr | None) -> SecretStr | None:
         # `${MONITOR_API_TOKEN:-}` expands to "" when unset: that means "no token".
         return token if token is not None and token.get_secret_value() else None
+
+
+def is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class MainConfig(Model):

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+import structlog
 from aiohttp import web
+from pydantic import SecretStr
 
 from monitor.alerting.silences import Silence, SilenceBook, SilenceNotFound, silence_from_api
 from monitor.check_status import CheckStatuses
+from monitor.http.access import AccessPolicy, bearer, cross_site, is_loopback, matches, split_host
+from monitor.http.connections import BODY_TIMEOUT, GuardedHandler
 from monitor.http.views import alerts_json, check_json, status_page
 from monitor.rules.engine import RuleEngine
 from monitor.probes import ProbeEnv
+from monitor.probes.heartbeat import HeartbeatCheck
 from monitor.store.base import StoreError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = structlog.get_logger("monitor.http")
+MAX_BODY = 64 * 1024
 
 
 class DaemonView(Protocol):
@@ -31,7 +37,7 @@ class DaemonView(Protocol):
     def render_metrics(self, accept: str) -> tuple[bytes, str]: ...
     engine: RuleEngine
 
-    def api_token(self) -> str | None: ...
+    def access(self) -> AccessPolicy: ...
     def record_heartbeat(self, check: str, failed: bool) -> None: ...
     def scheduler_alive(self) -> bool: ...
     async def reload(self) -> tuple[bool, str]: ...
@@ -50,7 +56,19 @@ def error(status: int, message: str) -> web.Response:
 
 
 def build_app(daemon: DaemonView) -> web.Application:
-    app = web.Application(middlewares=[_errors_as_json], client_max_size=64 * 1024)
+    @web.middleware
+    async def allowed_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+        hosts = daemon.access().hosts
+        host = request.headers.get("Host")
+        if not hosts.allows(host):
+            name = split_host(host or "")[0][:100]
+            return error(421, f"Host {name!r} is not served here (allowed: {hosts.describe()});"
+                              " add the name to global.allowed_hosts")
+        return await handler(request)
+
+    # Outermost first: the connection learns its request head is complete before anything
+    # else runs; errors become JSON; then the Host check, which applies to every endpoint.
+    app = web.Application(middlewares=[_request_started, _errors_as_json, allowed_host], client_max_size=MAX_BODY)
 
     async def metrics(request: web.Request) -> web.Response:
         # Rendering thousands of series takes tens of ms: do it off the event loop so
@@ -110,7 +128,8 @@ def build_app(daemon: DaemonView) -> web.Application:
             return error(503, "not ready: state not loaded yet")
         try:
             body = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
+        # RecursionError: `[[[[...` nested deeper than the parser recurses fits in 64 KiB.
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return error(400, "body must be a JSON object (Alertmanager's PostableSilence)")
         now = daemon.now()
         try:
@@ -148,14 +167,32 @@ def build_app(daemon: DaemonView) -> web.Application:
                            daemon.notifications_waiting())
         return web.Response(text=page, content_type="text/html")
 
-    def mutating(handler: Handler) -> Handler:
+    def heartbeat_push_key(request: web.Request) -> SecretStr | None:
+        status = daemon.statuses.get(request.match_info["name"])
+        return status.check.push_key if status is not None and isinstance(status.check, HeartbeatCheck) else None
+
+    def mutating(handler: Handler, push_key: Callable[[web.Request], SecretStr | None] | None = None) -> Handler:
+        """Every call that changes something: not from another site, with a credential,
+        and with a JSON body if any."""
+
         async def guarded(request: web.Request) -> web.StreamResponse:
-            token = daemon.api_token()
-            if token is not None:
-                given = request.headers.get("Authorization", "")
-                # Constant-time comparison: the token guards silences and reloads.
-                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                    return error(401, "missing or wrong bearer token")
+            refused = cross_site(request.headers.get("Sec-Fetch-Site"), request.headers.get("Origin"), request.host)
+            if refused is not None:
+                return error(403, refused)
+            denied = _authorize(request, daemon.access(), push_key(request) if push_key else None)
+            if denied is not None:
+                return denied
+            if request.body_exists:
+                if request.content_type != "application/json":
+                    return error(415, "a request body must be JSON (Content-Type: application/json)")
+                try:  # read here, under a deadline; handlers get it from aiohttp's cache
+                    await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+                except TimeoutError:
+                    if isinstance(request.protocol, GuardedHandler):
+                        request.protocol.close_after_response()
+                    response = error(408, f"the request body was not complete within {BODY_TIMEOUT:g}s")
+                    response.force_close()
+                    return response
             return await handler(request)
 
         return guarded
@@ -166,7 +203,7 @@ def build_app(daemon: DaemonView) -> web.Application:
     app.router.add_get("/api/v1/checks", checks)
     app.router.add_get("/api/v1/checks/{name}", one_check)
     app.router.add_get("/api/v1/alerts", alerts)
-    app.router.add_post("/api/v1/heartbeat/{name}", mutating(heartbeat))
+    app.router.add_post("/api/v1/heartbeat/{name}", mutating(heartbeat, push_key=heartbeat_push_key))
     app.router.add_get("/api/v1/silences", list_silences)
     app.router.add_post("/api/v1/silences", mutating(post_silence))
     app.router.add_delete("/api/v1/silences/{id}", mutating(delete_silence))
@@ -175,11 +212,58 @@ def build_app(daemon: DaemonView) -> web.Application:
     return app
 
 
+def _authorize(request: web.Request, policy: AccessPolicy, push_key: SecretStr | None) -> web.Response | None:
+    """None when the caller may mutate, else the refusal. A credential that is sent must be
+    right even where none is needed: a client with a wrong one is misconfigured and should
+    hear so."""
+    given = bearer(request.headers.get("Authorization"))
+    if given is not None:
+        return None if matches(given, (policy.token, push_key)) else error(401, "missing or wrong bearer token")
+    if policy.open_on_loopback:
+        if is_loopback(request.remote):
+            return None
+        return error(403, "unauthenticated calls are accepted only from loopback (global.unauthenticated_api);"
+                          " set global.api_token to allow other clients")
+    if policy.token is not None or push_key is not None:
+        return error(401, "missing or wrong bearer token")
+    return error(403, "mutations are disabled: no global.api_token is set")
+
+
+@web.middleware
+async def _request_started(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if isinstance(request.protocol, GuardedHandler):
+        request.protocol.request_started()
+    return await handler(request)
+
+
 @web.middleware
 async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error is ``{"error": ...}`` with its status; a bug is a one-line log and a 500
+    that says nothing about the inside."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error(exc.status, exc.reason)
+        return _http_error(request, exc)
+    except ConnectionError:
+        raise  # the client left: not a bug, and aiohttp closes the connection
+    except Exception as exc:
+        log.error("http_internal_error", method=request.method, path=request.path[:200],
+                  error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        log.debug("http_internal_error_traceback", exc_info=True)
+        return error(500, "internal error")
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    path = request.path[:200]
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        response = error(405, f"{request.method} is not allowed on {path} (allowed: {allowed})")
+        response.headers["Allow"] = allowed  # required on a 405
+        return response
+    if isinstance(exc, web.HTTPNotFound):
+        return error(404, f"no such endpoint: {path}")
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return error(413, f"request body over the limit of {MAX_BODY // 1024} KiB")
+    return error(exc.status, exc.reason)

@@ -7,6 +7,11 @@ Two ways to say when a push is due:
 value: seconds since the last push (since the daemon started, before the first one). A job
 that never reports is therefore down after its first deadline, never silently fine.
 ``?status=fail`` on a push marks the check down until the next good push.
+
+A push is authorized by the daemon's ``api_token`` or by the check's own ``push_key``
+(``Authorization: Bearer <push_key>``). A push key lets a job report this one check and
+nothing else, so the token that can silence alerts and reload the config need not be
+handed to every cron job.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import PrivateAttr, model_validator
+from pydantic import PrivateAttr, SecretStr, field_validator, model_validator
 
 from monitor.core.durations import Duration
 from monitor.probes.base import CheckBase, ProbeEnv
@@ -29,8 +34,16 @@ class HeartbeatCheck(CheckBase):
     schedule: str | None = None
     timezone: str = "UTC"
     grace: Duration = 300.0
+    # A secret, like api_token: never shown in the API, the status page, metrics or logs.
+    push_key: SecretStr | None = None
 
     _cron: CronTrigger | None = PrivateAttr(default=None)
+
+    @field_validator("push_key")
+    @classmethod
+    def _empty_is_unset(cls, key: SecretStr | None) -> SecretStr | None:
+        # `push_key: ${BILLING_PUSH_KEY:-}` expands to "" when unset: that means "no key".
+        return key if key is not None and key.get_secret_value() else None
 
     @model_validator(mode="after")
     def _one_rule(self) -> HeartbeatCheck:
