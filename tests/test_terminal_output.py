@@ -44,7 +44,7 @@ def escape_check(server: MisbehavingServer) -> str:
 
 def write_config(tmp_path: Path, checks: str) -> Path:
     (tmp_path / "monitor.yaml").write_text(
-        f"global:\n  listen: 127.0.0.1:{free_port()}\n  state: sqlite:///{tmp_path}/state.db\n"
+        f"global:\n  listen: 127.0.0.1:{free_port()}\n  state: sqlite:///{tmp_path}/state.db\n  api_token: t0ken\n"
         "check_files: [checks.yaml]\nrule_files: []\n")
     (tmp_path / "checks.yaml").write_text(checks)
     return tmp_path / "monitor.yaml"
@@ -108,7 +108,8 @@ async def test_silence_list_prints_comments_escaped(daemon_url: tuple[Daemon, st
                "startsAt": "2020-01-01T00:00:00Z", "endsAt": rfc3339(time.time() + 86400),
                "createdBy": f"mallory{ESCAPES}", "comment": f"maintenance\x1b[2J\x1b[H\x1b]0;pwned\x07 \u202egnp.exe"}
     async with httpx.AsyncClient(base_url=url) as client:
-        assert (await client.post("/api/v1/silences", json=silence)).status_code == 200
+        assert (await client.post("/api/v1/silences", json=silence,
+                                  headers={"Authorization": "Bearer t0ken"})).status_code == 200
     done = await asyncio.to_thread(monitor, "silence", "list", "--url", url)
     assert done.returncode == 0, done.stderr
     assert_no_raw_controls(done.stdout + done.stderr)
