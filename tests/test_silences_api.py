@@ -250,3 +250,20 @@ def test_cli_add_list_expire_against_a_running_daemon(tmp_path: Path) -> None:
     unreachable = monitor("silence", "list", "--url", url)
     assert unreachable.returncode == 1 and "cannot reach a daemon" in unreachable.stderr
     assert len(unreachable.stderr.splitlines()) == 1
+
+
+async def test_listing_pages_with_limit_and_offset(daemon: tuple[Daemon, httpx.AsyncClient]) -> None:
+    _, client = daemon
+    made = []
+    for hours in (1, 2, 3, 4, 5):  # newest end first in the listing
+        added = await client.post("/api/v1/silences", json=postable(endsAt=rfc3339(time.time() + hours * 3600)),
+                                   headers=AUTH)
+        made.append(added.json()["silenceID"])
+    everything = await client.get("/api/v1/silences")
+    assert [s["id"] for s in everything.json()] == made[::-1]
+    assert everything.headers["X-Total-Count"] == "5"
+    page = await client.get("/api/v1/silences", params={"limit": 2, "offset": 1})
+    assert [s["id"] for s in page.json()] == made[::-1][1:3] and page.headers["X-Total-Count"] == "5"
+    for bad in ({"limit": "0"}, {"limit": "-1"}, {"offset": "x"}):
+        refused = await client.get("/api/v1/silences", params=bad)
+        assert refused.status_code == 400 and next(iter(bad)) in refused.json()["error"]
