@@ -130,3 +130,16 @@ def test_lone_surrogates_in_text_do_not_break_matching() -> None:
 def test_shown_quotes_a_pattern_on_one_line_and_cuts_it() -> None:
     assert shown("a\nb") == "'a\\nb'"
     assert shown("x" * 100) == repr("x" * 60) + "..."
+
+
+def test_remembered_verdicts_are_right_and_bounded() -> None:
+    from monitor.core import regex as regex_mod
+
+    pattern = regex_mod.compile_regex("prod-.*")
+    for round_ in range(2):  # the second round answers from what was remembered
+        assert [pattern.fullmatch(v) for v in ("prod-eu", "staging", "prod-")] == [True, False, True], round_
+    for i in range(regex_mod.VERDICT_CACHE * 3):
+        assert pattern.fullmatch(f"prod-{i}")
+    assert len(pattern._verdicts) <= regex_mod.VERDICT_CACHE
+    long_value = "prod-" + "x" * regex_mod.VERDICT_KEY_MAX
+    assert pattern.fullmatch(long_value) and long_value not in pattern._verdicts

@@ -50,6 +50,10 @@ class Match(Protocol):
     def groupdict(self) -> Mapping[str, str | None]: ...
 
 
+VERDICT_CACHE = 1024  # remembered fullmatch verdicts per pattern
+VERDICT_KEY_MAX = 256  # characters; longer values are matched each time
+
+
 class Regex:
     """A compiled user pattern.
 
@@ -58,17 +62,29 @@ class Regex:
     are Go's unanchored ``MatchString`` / ``FindAllStringSubmatch``.
     """
 
-    __slots__ = ("pattern", "_compiled")
+    __slots__ = ("pattern", "_compiled", "_verdicts")
 
     def __init__(self, pattern: str, compiled: re2._Regexp[str]) -> None:
         self.pattern = pattern
         self._compiled = compiled
+        # Label values repeat (the same alerts meet the same silences and routes on every
+        # flush) and a call through the RE2 binding costs 5-20 µs where Python's re took under
+        # 1 µs (bench/RESULTS.md, "regex"): remember recent verdicts, a bounded number.
+        self._verdicts: dict[str, bool] = {}
 
     def fullmatch(self, text: str) -> bool:
-        try:
-            return self._compiled.fullmatch(text) is not None
-        except UnicodeEncodeError:
-            return self._compiled.fullmatch(_utf8_safe(text)) is not None
+        verdict = self._verdicts.get(text)
+        if verdict is None:
+            try:
+                verdict = self._compiled.fullmatch(text) is not None
+            except UnicodeEncodeError:
+                verdict = self._compiled.fullmatch(_utf8_safe(text)) is not None
+            if len(self._verdicts) >= VERDICT_CACHE or len(text) > VERDICT_KEY_MAX:
+                if len(text) > VERDICT_KEY_MAX:
+                    return verdict  # long values are rare and would bloat the cache
+                self._verdicts.clear()
+            self._verdicts[text] = verdict
+        return verdict
 
     def search(self, text: str) -> Match | None:
         try:
