@@ -212,7 +212,7 @@ class Outbox:
             self._reconciler.cancel()
             await asyncio.gather(self._reconciler, return_exceptions=True)
             self._reconciler = None
-        if self._pending_writes or self._volatile:
+        if self.unpersisted:
             # Entries whose outcome is not in the store are sent again by the next run:
             # at least once, never lost.
             log.error("notification_state_not_persisted", writes=len(self._pending_writes),
