@@ -133,7 +133,8 @@ async def _bullmq(client: aioredis.Redis, queue: str, now: float) -> tuple[float
     # Errors come back as replies, so the one that failed can be named (redis-py's own
     # pipeline error text loses Redis's message in some versions).
     replies = await pipe.execute(raise_on_error=False)
-    for reply, key in zip(replies, [f"{queue}:{suffix}" for _, _, suffix in _BULLMQ_COUNTS] + [f"{queue}:wait", f"{queue}:paused"]):
+    keys = [f"{queue}:{suffix}" for _, _, suffix in _BULLMQ_COUNTS] + [f"{queue}:wait", f"{queue}:paused"]
+    for reply, key in zip(replies, keys):
         if isinstance(reply, Exception):
             raise redis.exceptions.ResponseError(f"{key!r}: {reply}")
     counts = {name: int(reply) for (name, _, _), reply in zip(_BULLMQ_COUNTS, replies)}
