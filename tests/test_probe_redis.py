@@ -253,3 +253,159 @@ async def test_server_killed_mid_run_is_down_then_up_after_restart(private_redis
     after, _ = await run_timed(check)
     assert after.up is True, after.error
     assert after.value == 1.0
+
+
+# --- bullmq: a BullMQ queue read as a whole ---------------------------------------------------
+#
+# The keys are written the way BullMQ's own scripts write them (no Node needed): a job is a
+# hash `<prefix>:<queue>:<id>` with `timestamp` in milliseconds, its id LPUSHed onto
+# `<prefix>:<queue>:wait`; a worker moves it to the `active` list; `delayed`, `failed`,
+# `completed` and `prioritized` are sorted sets.
+
+
+class BullQueue:
+    """A fake BullMQ queue under a unique prefix on the shared Redis."""
+
+    def __init__(self, client: redis.Redis, prefix: str, name: str = "ingest") -> None:
+        self.client, self.prefix, self.name = client, prefix, name
+        self.next_id = 1
+
+    def key(self, suffix: str) -> str:
+        return f"{self.prefix}:{self.name}:{suffix}"
+
+    def add(self, created_ms: int, target: str = "wait") -> str:
+        job_id = str(self.next_id)
+        self.next_id += 1
+        self.client.hset(self.key(job_id), mapping={"name": "job", "data": "{}", "timestamp": created_ms,
+                                                     "delay": 0, "priority": 0})
+        self.client.lpush(self.key(target), job_id)
+        return job_id
+
+    def take(self) -> None:
+        """What a worker does: the oldest waiting job (the tail) moves to the head of `active`."""
+        self.client.lmove(self.key("wait"), self.key("active"), "RIGHT", "LEFT")
+
+    def zadd(self, suffix: str, count: int) -> None:
+        self.client.zadd(self.key(suffix), {f"z{suffix}{i}": float(i) for i in range(count)})
+
+    def clear(self) -> None:
+        keys = list(self.client.scan_iter(match=f"{self.prefix}:*", count=1000))
+        if keys:
+            self.client.delete(*keys)
+
+
+@pytest.fixture
+def bull(shared: redis.Redis) -> Iterator[BullQueue]:
+    queue = BullQueue(shared, f"monitor-test-bull-{uuid.uuid4().hex}")
+    try:
+        yield queue
+    finally:
+        queue.clear()
+
+
+def bull_check(queue: BullQueue, **fields: object) -> RedisCheck:
+    config: dict[str, object] = {"name": "bull_probe_test", "kind": "redis", "interval": 10, "timeout": 2,
+                                 "url": SHARED_URL, "bullmq": queue.name, "prefix": queue.prefix}
+    config.update(fields)
+    return RedisCheck.model_validate(config)
+
+
+async def test_bullmq_counts_every_state_and_the_oldest_waiting_age(bull: BullQueue) -> None:
+    now_ms = int(time.time() * 1000)
+    oldest = bull.add(now_ms - 600_000)  # ten minutes ago: the tail of `wait`
+    bull.add(now_ms - 120_000)
+    bull.add(now_ms - 1_000)
+    bull.add(now_ms - 5_000, target="active")
+    bull.add(now_ms - 5_000, target="paused")
+    bull.zadd("delayed", 4)
+    bull.zadd("failed", 2)
+    bull.zadd("completed", 7)
+    bull.zadd("prioritized", 1)
+
+    result, _ = await run_timed(bull_check(bull))
+    assert result.up is True, result.error
+    assert result.value == 3.0
+    detail = dict(result.detail)
+    age = detail.pop("oldest_waiting_age")
+    assert detail == {"waiting": 3, "active": 1, "paused": 1, "prioritized": 1, "delayed": 4, "failed": 2,
+                      "completed": 7, "oldest_waiting_job": oldest}
+    assert 595 <= age <= 700
+
+
+async def test_bullmq_follows_jobs_being_taken_and_added(bull: BullQueue) -> None:
+    now_ms = int(time.time() * 1000)
+    bull.add(now_ms - 900_000)
+    bull.add(now_ms - 30_000)
+    check = bull_check(bull)
+
+    first, _ = await run_timed(check)
+    assert (first.value, first.detail["active"]) == (2.0, 0)
+    assert first.detail["oldest_waiting_age"] >= 895
+
+    bull.take()  # the fifteen-minute-old job goes to a worker: the next oldest is 30 s old
+    second, _ = await run_timed(check)
+    assert (second.value, second.detail["active"]) == (1.0, 1)
+    assert 25 <= second.detail["oldest_waiting_age"] < 300
+
+    bull.take()
+    empty, _ = await run_timed(check)
+    assert empty.up is True
+    assert (empty.value, empty.detail["active"], empty.detail["oldest_waiting_age"]) == (0.0, 2, 0.0)
+    assert "oldest_waiting_job" not in empty.detail
+
+
+async def test_bullmq_missing_queue_reads_as_empty(bull: BullQueue) -> None:
+    result, _ = await run_timed(bull_check(bull))
+    assert result.up is True, result.error
+    assert result.value == 0.0
+    assert result.detail == {"waiting": 0, "active": 0, "paused": 0, "prioritized": 0, "delayed": 0,
+                             "failed": 0, "completed": 0, "oldest_waiting_age": 0.0}
+
+
+async def test_bullmq_skips_the_legacy_marker_at_the_tail(bull: BullQueue) -> None:
+    now_ms = int(time.time() * 1000)
+    job = bull.add(now_ms - 60_000)
+    bull.client.rpush(bull.key("wait"), "0:0")  # BullMQ 4's wake-up marker, not a job
+    result, _ = await run_timed(bull_check(bull))
+    assert result.value == 1.0
+    assert result.detail["oldest_waiting_job"] == job
+    assert 55 <= result.detail["oldest_waiting_age"] < 300
+
+
+async def test_bullmq_default_prefix_is_bull(shared: redis.Redis) -> None:
+    queue = BullQueue(shared, "bull", f"monitor-test-{uuid.uuid4().hex}")
+    try:
+        queue.add(int(time.time() * 1000))
+        check = RedisCheck.model_validate({"name": "b", "kind": "redis", "interval": 10, "timeout": 2,
+                                           "url": SHARED_URL, "bullmq": queue.name})
+        assert check.prefix == "bull"
+        result, _ = await run_timed(check)
+        assert (result.up, result.value) == (True, 1.0)
+    finally:
+        queue.clear()
+
+
+async def test_bullmq_wrong_key_type_is_a_one_line_failure(bull: BullQueue) -> None:
+    bull.client.set(bull.key("wait"), "not a list")
+    result, _ = await run_timed(bull_check(bull))
+    assert result.up is False and result.outcome is Outcome.FAILURE
+    assert result.error is not None and "WRONGTYPE" in result.error and "\n" not in result.error
+
+
+async def test_bullmq_unreachable_server_is_a_failure(bull: BullQueue) -> None:
+    port = free_port()
+    result, _ = await run_timed(bull_check(bull, url=f"redis://monitor:secretpw@127.0.0.1:{port}/0"))
+    assert result.up is False
+    assert result.error is not None and str(port) in result.error and "secretpw" not in result.error
+
+
+@pytest.mark.parametrize("other", [{"queue": "q"}, {"info": "connected_clients"}])
+def test_bullmq_with_queue_or_info_is_a_config_error(other: dict[str, str]) -> None:
+    config = {"name": "b", "kind": "redis", "interval": 10, "timeout": 2, "bullmq": "ingest", **other}
+    with pytest.raises(ValueError, match="only one of queue, info or bullmq"):
+        RedisCheck.model_validate(config)
+
+
+def test_prefix_without_bullmq_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match="prefix applies to bullmq only"):
+        RedisCheck.model_validate({"name": "b", "kind": "redis", "interval": 10, "timeout": 2, "prefix": "x"})
