@@ -9,7 +9,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field
 
-from monitor.probes import disk, heartbeat, http, postgres, redis, tcp
+from monitor.probes import disk, dns, heartbeat, http, postgres, redis, tcp, tls
 from monitor.probes.base import CheckBase, Probe, ProbeEnv
 
 PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
@@ -19,6 +19,8 @@ PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
     "redis": (redis.RedisCheck, redis.probe),
     "disk": (disk.DiskCheck, disk.probe),
     "heartbeat": (heartbeat.HeartbeatCheck, heartbeat.probe),
+    "dns": (dns.DnsCheck, dns.probe),
+    "tls": (tls.TlsCheck, tls.probe),
 }
 
 # Built from the table, so a new kind needs no edit here; typed loosely because a Union
