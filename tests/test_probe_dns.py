@@ -269,3 +269,19 @@ def test_importing_probes_does_not_import_dnspython() -> None:
         capture_output=True, text=True, check=True,
     )
     assert out.stdout.strip() == "False"
+
+
+async def test_server_given_by_name(server: FakeDns) -> None:
+    check = DnsCheck.model_validate({"name": "dns_probe_test", "kind": "dns", "interval": 10.0, "timeout": 2.0,
+                                     "query": "www.test", "server": f"localhost:{server.port}"})
+    result, _ = await run_timed(check)
+    assert result.up is True, result.error
+    assert result.value == 2.0
+
+
+async def test_server_name_that_does_not_resolve() -> None:
+    check = DnsCheck.model_validate({"name": "dns_probe_test", "kind": "dns", "interval": 10.0, "timeout": 2.0,
+                                     "query": "www.test", "server": "no-such-host.invalid"})
+    result, _ = await run_timed(check)
+    assert result.up is False
+    assert result.error is not None and result.error.startswith("cannot resolve server no-such-host.invalid: ")

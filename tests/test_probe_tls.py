@@ -130,6 +130,7 @@ class TlsServer:
         self.mode = mode
         self.port = 0
         self.received: list[bytes] = []
+        self.connections = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -164,7 +165,8 @@ class TlsServer:
             writer.close()
 
     async def _speak(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.mode == "silent":
+        self.connections += 1
+        if self.mode == "silent" or (self.mode == "tls_once" and self.connections > 1):
             await reader.read()
             return
         if self.mode == "plaintext":
@@ -272,6 +274,18 @@ async def test_self_signed_is_down(tls_server: Any) -> None:
     assert result.error is not None and "self-signed" in result.error
     assert result.detail["subject"] == result.detail["issuer"] == "CN=self-signed.test"
     assert result.value is not None and 29 < result.value <= 30
+
+
+async def test_verification_failure_is_kept_when_the_certificate_cannot_be_read(tls_server: Any) -> None:
+    # The first handshake fails verification; the second, unverified one meets silence.
+    server = await tls_server("self_signed", "tls_once")
+    result, took = await run_timed(tls_check(server.port, timeout=1.0))
+    assert result.up is False
+    assert result.value is None
+    assert result.error is not None and result.error.startswith(
+        "certificate verification failed (self-signed): self-signed certificate; then timeout: TLS handshake")
+    assert server.connections == 2
+    assert took < 1.0 + 5
 
 
 async def test_follows_the_certificate_changing(tls_server: Any, contexts: dict[str, Any],

@@ -84,7 +84,6 @@ def _port(text: str) -> int:
 
 
 async def probe(check: DnsCheck, deadline: float, env: ProbeEnv) -> Result:
-    import dns.asyncresolver
     import dns.exception
     import dns.resolver
 
@@ -94,6 +93,8 @@ async def probe(check: DnsCheck, deadline: float, env: ProbeEnv) -> Result:
     except OSError as err:
         return Result.failed(f"cannot resolve server {check.server}: {describe_exception(err)}",
                              time.perf_counter() - started)
+    except dns.exception.DNSException as err:  # no usable /etc/resolv.conf
+        return Result.failed(f"system resolver: {describe_exception(err)}", time.perf_counter() - started)
     # The resolution (retries, TCP fallback) gets the time the runner left, so nothing
     # outlives the run; a little less, so that a silent server gets this probe's error naming
     # it rather than the runner's bare "timeout". dnspython checks its lifetime only between
@@ -119,7 +120,8 @@ async def probe(check: DnsCheck, deadline: float, env: ProbeEnv) -> Result:
                                time.perf_counter() - started)
         return replace(failed, outcome=Outcome.TIMEOUT)
     except dns.resolver.NoNameservers as err:
-        # SERVFAIL, REFUSED or malformed replies from every server; dnspython's message names each.
+        # SERVFAIL or REFUSED (or a malformed reply over TCP) from every server; dnspython's
+        # message names each server and its answer.
         return Result.failed(f"no usable answer: {err}", time.perf_counter() - started)
     except (dns.exception.DNSException, OSError) as err:
         return Result.failed(describe_exception(err), time.perf_counter() - started)

@@ -88,11 +88,18 @@ async def probe(check: TlsCheck, deadline: float, env: ProbeEnv) -> Result:
                 der = await _handshake(check, host, port, server_name, env.tls_context(check.ca_file, True), stage)
             except ssl.SSLCertVerificationError as err:
                 verify_error = err
-                der = await _handshake(check, host, port, server_name, env.tls_context(check.ca_file, False), stage)
+                try:
+                    der = await _handshake(check, host, port, server_name, env.tls_context(check.ca_file, False),
+                                           stage)
+                except (StartTlsError, ssl.SSLError, OSError, EOFError) as second:
+                    # The verification failure is the news; why the certificate is missing comes after.
+                    return Result.failed(f"{_verify_message(err)}; the certificate could not be read: "
+                                         f"{_describe(second)}", time.perf_counter() - started)
     except TimeoutError:
-        failed = Result.failed(f"timeout: {stage[0]} with {check.address} took more than {budget:.3g}s",
-                               time.perf_counter() - started)
-        return replace(failed, outcome=Outcome.TIMEOUT)
+        error = f"timeout: {stage[0]} with {check.address} took more than {budget:.3g}s"
+        if verify_error is not None:
+            error = f"{_verify_message(verify_error)}; then {error}"
+        return replace(Result.failed(error, time.perf_counter() - started), outcome=Outcome.TIMEOUT)
     except StartTlsError as err:
         return Result.failed(str(err), time.perf_counter() - started)
     except ssl.SSLError as err:
@@ -116,6 +123,10 @@ async def probe(check: TlsCheck, deadline: float, env: ProbeEnv) -> Result:
     if verify_error is not None:
         return Result.failed(_verify_message(verify_error), latency, detail, value=days)
     return Result(up=True, value=days, latency=latency, detail=detail)
+
+
+def _describe(err: BaseException) -> str:
+    return str(err) if isinstance(err, StartTlsError) else describe_exception(err)
 
 
 def _verify_message(err: ssl.SSLCertVerificationError) -> str:
