@@ -9,7 +9,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field
 
-from monitor.probes import disk, heartbeat, http, postgres, redis, tcp
+from monitor.probes import command, disk, heartbeat, http, postgres, redis, tcp
 from monitor.probes.base import CheckBase, Probe, ProbeEnv
 
 PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
@@ -19,6 +19,7 @@ PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
     "redis": (redis.RedisCheck, redis.probe),
     "disk": (disk.DiskCheck, disk.probe),
     "heartbeat": (heartbeat.HeartbeatCheck, heartbeat.probe),
+    "command": (command.CommandCheck, command.probe),
 }
 
 # Built from the table, so a new kind needs no edit here; typed loosely because a Union
