@@ -9,7 +9,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field
 
-from monitor.probes import command, disk, heartbeat, http, postgres, redis, tcp
+from monitor.probes import command, disk, file, heartbeat, http, postgres, redis, tcp
 from monitor.probes.base import CheckBase, Probe, ProbeEnv
 
 PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
@@ -20,6 +20,7 @@ PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
     "disk": (disk.DiskCheck, disk.probe),
     "heartbeat": (heartbeat.HeartbeatCheck, heartbeat.probe),
     "command": (command.CommandCheck, command.probe),
+    "file": (file.FileCheck, file.probe),
 }
 
 # Built from the table, so a new kind needs no edit here; typed loosely because a Union
