@@ -9,7 +9,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field
 
-from monitor.probes import disk, dns, heartbeat, http, postgres, redis, stripe, tcp, tls
+from monitor.probes import command, disk, dns, file, heartbeat, http, postgres, redis, stripe, tcp, tls
 from monitor.probes.base import CheckBase, Probe, ProbeEnv
 
 PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
@@ -22,6 +22,8 @@ PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
     "stripe": (stripe.StripeCheck, stripe.probe),
     "dns": (dns.DnsCheck, dns.probe),
     "tls": (tls.TlsCheck, tls.probe),
+    "command": (command.CommandCheck, command.probe),
+    "file": (file.FileCheck, file.probe),
 }
 
 # Built from the table, so a new kind needs no edit here; typed loosely because a Union
