@@ -45,7 +45,7 @@ def two_alerts(daemon: RunningDaemon) -> dict[str, dict[str, Any]] | None:
     return found if len(found) == 2 else None
 
 
-def wait(predicate: Any, daemon: RunningDaemon, timeout: float = 10.0) -> Any:
+def wait(predicate: Any, daemon: RunningDaemon, timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         assert daemon.proc.poll() is None, daemon.stderr()[-2000:]
