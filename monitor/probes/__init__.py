@@ -9,7 +9,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field
 
-from monitor.probes import command, disk, dns, file, heartbeat, http, postgres, redis, stripe, tcp, tls
+from monitor.probes import command, disk, dns, file, heartbeat, http, mysql, postgres, rabbitmq, redis, stripe, tcp, tls
 from monitor.probes.base import CheckBase, Probe, ProbeEnv
 
 PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
@@ -17,6 +17,8 @@ PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
     "tcp": (tcp.TcpCheck, tcp.probe),
     "postgres": (postgres.PostgresCheck, postgres.probe),
     "redis": (redis.RedisCheck, redis.probe),
+    "rabbitmq": (rabbitmq.RabbitmqCheck, rabbitmq.probe),
+    "mysql": (mysql.MysqlCheck, mysql.probe),
     "disk": (disk.DiskCheck, disk.probe),
     "heartbeat": (heartbeat.HeartbeatCheck, heartbeat.probe),
     "stripe": (stripe.StripeCheck, stripe.probe),

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -20,8 +19,7 @@ from pydantic import field_validator
 from monitor.probes.base import CheckBase, ProbeEnv
 from monitor.core.dsn import dsn_secrets, without_secrets
 from monitor.core.results import Result, describe_exception
-
-MAX_DETAIL_ROWS = 10
+from monitor.probes.sql_rows import MAX_DETAIL_ROWS, detail, first_value
 
 
 class PostgresCheck(CheckBase):
@@ -66,18 +64,4 @@ async def probe(check: PostgresCheck, deadline: float, env: ProbeEnv) -> Result:
         # Closing here also runs when the deadline cancels us, so no connection leaks.
         await conn.close()
     latency = time.perf_counter() - started
-    value = _number(rows[0][0]) if rows and rows[0] else None
-    detail: dict[str, Any] = {"rows": [[_text(v) for v in row] for row in rows], "row_count": row_count}
-    return Result(up=True, value=value, latency=latency, detail=detail)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float, Decimal)):
-        return float(value)
-    return None
-
-
-def _text(value: Any) -> Any:
-    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+    return Result(up=True, value=first_value(rows), latency=latency, detail=detail(rows, row_count))
