@@ -190,3 +190,30 @@ class ProbeEnv:
 
 # A probe: (its check's config, monotonic deadline, shared env) -> one Result.
 Probe = Callable[[Any, float, ProbeEnv], Awaitable[Result]]
+
+
+def loadable_ca_file(path: str | None) -> str | None:
+    """A CA bundle that TLS can load, checked when the config loads rather than at 3 a.m."""
+    if path is not None:
+        try:
+            ssl.create_default_context(cafile=path)
+        except (OSError, ssl.SSLError) as err:
+            raise ValueError(f"ca_file {path!r} cannot be loaded: {err}") from None
+    return path
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` too) as (host, port); ("", 0) when it is not one."""
+    host, _, port = address.rpartition(":")
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        return "", 0
+
+
+def host_port(address: str) -> str:
+    """Validate ``host:port`` for a config field; the text itself is kept."""
+    host, port = split_address(address)
+    if not host or not 0 < port < 65536:
+        raise ValueError(f"address must be host:port, got {address!r}")
+    return address

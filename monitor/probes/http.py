@@ -24,12 +24,13 @@ from typing import Any, Literal
 import aiohttp
 from cryptography import x509
 from yarl import URL
-from pydantic import ByteSize, Field, PrivateAttr, field_validator, model_validator
+from pydantic import ByteSize, Field, PrivateAttr, field_validator
 
 from monitor.core.model import Model
 from monitor.core.expressions import Expression, ExpressionError, compile_expression
 from monitor.probes.base import (
-    PEER_CERTIFICATES, REFUSE_LINK_LOCAL, CheckBase, IpAddress, ProbeEnv, parse_address, refused_address,
+    PEER_CERTIFICATES, REFUSE_LINK_LOCAL, CheckBase, IpAddress, ProbeEnv, loadable_ca_file, parse_address,
+    refused_address,
 )
 from monitor.core.results import Result, describe_exception, one_line, redact
 from monitor.core.secrets import mask_url_queries
@@ -81,6 +82,8 @@ class TlsOptions(Model):
     ca_file: str | None = None
     insecure_skip_verify: bool = False
 
+    _ca_file = field_validator("ca_file")(loadable_ca_file)
+
 
 class HttpCheck(CheckBase):
     kind: Literal["http"]
@@ -109,15 +112,6 @@ class HttpCheck(CheckBase):
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise ValueError(f"url must be http:// or https:// with a host, got {shown_url(url)!r}")
         return url
-
-    @model_validator(mode="after")
-    def _ca_file_exists(self) -> HttpCheck:
-        if self.tls.ca_file is not None:
-            try:
-                ssl.create_default_context(cafile=self.tls.ca_file)
-            except (OSError, ssl.SSLError) as err:
-                raise ValueError(f"tls.ca_file {self.tls.ca_file!r} cannot be loaded: {err}") from None
-        return self
 
 
 async def probe(check: HttpCheck, deadline: float, env: ProbeEnv) -> Result:

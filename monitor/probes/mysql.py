@@ -25,17 +25,18 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, TYPE_CHECKING, cast
 from urllib.parse import unquote, urlsplit
 
-import asyncmy
-import asyncmy.errors
-from asyncmy.cursors import Cursor
 from pydantic import field_validator
 
 from monitor.core.results import Outcome, Result, describe_exception, one_line
 from monitor.probes.base import CheckBase, ProbeEnv
 from monitor.probes.sql_rows import MAX_DETAIL_ROWS, detail, first_value
+
+if TYPE_CHECKING:  # imported when a mysql check runs: the default config never loads it
+    import asyncmy
+    from asyncmy.cursors import Cursor
 
 DEFAULT_PORT = 3306
 # The server stopped the statement at its time limit: MariaDB's ER_STATEMENT_TIMEOUT,
@@ -97,6 +98,8 @@ class MysqlCheck(CheckBase):
 
 
 async def probe(check: MysqlCheck, deadline: float, env: ProbeEnv) -> Result:
+    import asyncmy  # noqa: PLC0415 - only when a mysql check is configured
+    import asyncmy.errors
     target = parse_dsn(check.dsn)
     remaining = max(deadline - time.monotonic(), 0.001)
     # The Connection exists before connecting, so it can be closed whatever happens: asyncmy
@@ -134,6 +137,8 @@ async def _limit_statement_time(cursor: Cursor, server: str, deadline: float) ->
         statement = f"SET SESSION max_statement_time = {left:.3f}"  # seconds, microsecond precision
     else:
         statement = f"SET SESSION max_execution_time = {max(1, math.ceil(left * 1000))}"  # ms, SELECTs only
+    import asyncmy.errors
+
     with contextlib.suppress(asyncmy.errors.ProgrammingError, asyncmy.errors.OperationalError,
                              asyncmy.errors.InternalError, asyncmy.errors.NotSupportedError):
         await cursor.execute(statement)
@@ -142,6 +147,8 @@ async def _limit_statement_time(cursor: Cursor, server: str, deadline: float) ->
 async def _close(conn: asyncmy.Connection, deadline: float) -> None:
     """COM_QUIT when the connection is still sound, bounded so that a run cut by its deadline
     ends at once; the socket is closed in any case."""
+    import asyncmy.errors
+
     budget = min(CLOSE_TIMEOUT, max(deadline - time.monotonic(), 0.05))
     try:
         async with asyncio.timeout(budget):

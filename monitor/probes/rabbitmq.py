@@ -21,19 +21,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import time
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import aiormq
-import aiormq.exceptions
-from aiormq.abc import FieldTable
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 from yarl import URL
 
 from monitor.core.results import Result, describe_exception
 from monitor.probes.base import CheckBase, ProbeEnv
 from monitor.probes.http import TlsOptions
+
+if TYPE_CHECKING:  # imported when a rabbitmq check runs: the default config never loads it
+    import aiormq
+    from aiormq.abc import FieldTable
 
 # Every failure is in the run's result; aiormq would log each one again on stderr (an ERROR
 # line per refused connection, per run), through the standard library's root handler.
@@ -75,17 +75,10 @@ class RabbitmqCheck(CheckBase):
             raise ValueError("queue names are at most 255 bytes (AMQP short string)")
         return queue
 
-    @model_validator(mode="after")
-    def _ca_file_exists(self) -> RabbitmqCheck:
-        if self.tls.ca_file is not None:
-            try:
-                ssl.create_default_context(cafile=self.tls.ca_file)
-            except (OSError, ssl.SSLError) as err:
-                raise ValueError(f"tls.ca_file {self.tls.ca_file!r} cannot be loaded: {err}") from None
-        return self
-
 
 async def probe(check: RabbitmqCheck, deadline: float, env: ProbeEnv) -> Result:
+    import aiormq  # noqa: PLC0415 - only when a rabbitmq check is configured
+    import aiormq.exceptions
     url = URL(check.url)
     context = env.tls_context(check.tls.ca_file, not check.tls.insecure_skip_verify) if url.scheme == "amqps" else None
     # The connection object exists before connecting, so the run can always close it: when
@@ -119,6 +112,7 @@ async def _close(connection: aiormq.Connection, deadline: float) -> None:
 
 
 def _describe(err: BaseException, vhost: str) -> str:
+    import aiormq.exceptions
     # The broker answers Connection.Open for a vhost that does not exist, or that the user may
     # not use, with Connection.Close (530 NOT_ALLOWED); aiormq reports that as an unexpected
     # frame, without the broker's text.

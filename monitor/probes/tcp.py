@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import field_validator
 
-from monitor.probes.base import CheckBase, ProbeEnv
+from monitor.probes.base import CheckBase, ProbeEnv, host_port, split_address
 from monitor.core.results import Result, describe_exception
 
 READ_LIMIT = 64 * 1024
@@ -24,21 +24,7 @@ class TcpCheck(CheckBase):
     send: str | None = None
     expect: str | None = None  # a substring the reply must contain
 
-    @field_validator("address")
-    @classmethod
-    def _host_port(cls, address: str) -> str:
-        host, port = split_address(address)
-        if not host or not 0 < port < 65536:
-            raise ValueError(f"address must be host:port, got {address!r}")
-        return address
-
-
-def split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    try:
-        return host.strip("[]"), int(port)
-    except ValueError:
-        return "", 0
+    _address = field_validator("address")(host_port)
 
 
 async def probe(check: TcpCheck, deadline: float, env: ProbeEnv) -> Result:

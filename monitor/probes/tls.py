@@ -18,10 +18,9 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from cryptography import x509
-from pydantic import field_validator, model_validator
+from pydantic import field_validator
 
-from monitor.probes.base import CheckBase, ProbeEnv
-from monitor.probes.tcp import split_address
+from monitor.probes.base import CheckBase, ProbeEnv, host_port, loadable_ca_file, split_address
 from monitor.core.results import Outcome, Result, describe_exception, one_line
 
 # PostgreSQL's SSLRequest: length 8, then the request code 80877103 (1234 << 16 | 5679).
@@ -51,22 +50,9 @@ class TlsCheck(CheckBase):
     ca_file: str | None = None
     starttls: Literal["smtp", "postgres"] | None = None
 
-    @field_validator("address")
-    @classmethod
-    def _host_port(cls, address: str) -> str:
-        host, port = split_address(address)
-        if not host or not 0 < port < 65536:
-            raise ValueError(f"address must be host:port, got {address!r}")
-        return address
+    _address = field_validator("address")(host_port)
 
-    @model_validator(mode="after")
-    def _ca_file_loads(self) -> TlsCheck:
-        if self.ca_file is not None:
-            try:
-                ssl.create_default_context(cafile=self.ca_file)
-            except (OSError, ssl.SSLError) as err:
-                raise ValueError(f"ca_file {self.ca_file!r} cannot be loaded: {err}") from None
-        return self
+    _ca_file = field_validator("ca_file")(loadable_ca_file)
 
 
 class StartTlsError(Exception):
