@@ -29,6 +29,7 @@ middle of an outage costs is a repeat, never a loss (docs/notifications.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -125,6 +126,8 @@ class Outbox:
         # Bookkeeping writes the store refused, replayed in order by _reconcile.
         self._pending_writes: deque[tuple[str, Callable[[], Awaitable[object]]]] = deque()
         self._store_wake = asyncio.Event()
+        self._writes_drained = asyncio.Event()  # set while no bookkeeping write is pending
+        self._writes_drained.set()
         self._reconciler: asyncio.Task[None] | None = None
 
     def configure(self, targets: Iterable[Target]) -> None:
@@ -206,8 +209,9 @@ class Outbox:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
         # The outcomes of what was just delivered, written within what is left of the grace.
-        while self._pending_writes and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._writes_drained.wait(),
+                                   max(deadline - asyncio.get_running_loop().time(), 0.0))
         if self._reconciler is not None:
             self._reconciler.cancel()
             await asyncio.gather(self._reconciler, return_exceptions=True)
@@ -356,6 +360,7 @@ class Outbox:
     def _write(self, what: str, call: Callable[[], Awaitable[object]]) -> None:
         """A bookkeeping write, in order behind any the store refused before."""
         self._pending_writes.append((what, call))
+        self._writes_drained.clear()
         self._store_wake.set()
 
     async def _reconcile(self) -> None:
@@ -364,6 +369,7 @@ class Outbox:
         delay = 0.5
         while True:
             if not self._pending_writes:
+                self._writes_drained.set()
                 self._store_wake.clear()
                 await self._store_wake.wait()
                 continue
