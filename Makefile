@@ -20,6 +20,7 @@ run: $(STAMP)
 # The layer contract and the type check are part of the suite: a back-edge or a type error
 # fails CI like a failing test.
 test: $(STAMP)
+	bash scripts/system-packages.sh
 	$(VENV)/bin/lint-imports --no-logo
 	$(VENV)/bin/python -m mypy
 	$(VENV)/bin/python -m pytest tests
