@@ -1,0 +1,1 @@
+"""PromQL: parsing through promql-parser and evaluation with Prometheus semantics over scraped samples (docs/configuration.md, "metrics")."""
