@@ -32,6 +32,7 @@ from monitor.probes.base import CheckBase, ProbeEnv
 from monitor.rules.engine import Evaluation, RuleEngine
 from monitor.rules.slo_counts import SloCounts
 from monitor.rules.staleness import StalenessSweep
+from monitor.uptime import UptimeCounts
 from monitor.scheduling.scheduler import CheckScheduler
 from monitor.store import open_store
 from monitor.store.base import Store, StoreError
@@ -64,6 +65,7 @@ class Daemon:
             raise StartError(f"cannot open state {redact(settings.state)}: {err}") from None
         self.writer = StateWriter(self.store)
         self.slos = SloCounts(self.store, clock=now)
+        self.uptime = UptimeCounts(self.store, clock=now)
         self.engine = RuleEngine(self.statuses, self.slos, clock=now)
         self.staleness = StalenessSweep(self.statuses, self.engine, clock=now)
         self.metrics = DaemonMetrics(self.statuses, self.engine, self.slos, self.writer)
@@ -79,9 +81,13 @@ class Daemon:
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._reload_lock = asyncio.Lock()
+        # The last reload that failed, while the config it tried is not fixed: (when, why).
+        # The status page shows it, since the running config is then older than the file.
+        self.reload_failure: tuple[float, str] | None = None
 
     def _on_result(self, check: CheckBase, result: Result) -> None:
         self.slos.record(check.name, result)
+        self.uptime.record(check.name, result)
         self._hand_on(self.engine.evaluate(check.name, result))
 
     def _hand_on(self, evaluation: Evaluation) -> None:
@@ -109,11 +115,13 @@ class Daemon:
                 config = await asyncio.to_thread(load_config, self.config.path)
             except ConfigError as err:
                 self.metrics.reload_ok.set(0)
+                self.reload_failure = (time.time(), str(err))
                 log.error("config_reload_failed", problems=[str(p) for p in err.problems])
                 return False, str(err)
             if config.settings.listen != self.config.settings.listen:
                 log.warning("config_reload_listen_ignored", detail="changing `listen` needs a restart")
             self.config = config
+            self.reload_failure = None
             self._apply(config)
             self._guard_api(config.settings, previous=self.access_policy)
             _freeze_heap()
@@ -198,6 +206,7 @@ class Daemon:
     def _bind(self, config: Config) -> None:
         self.statuses.configure(config.checks)
         self.slos.configure(config.checks)
+        self.uptime.configure(check.name for check in config.checks)
         self.engine.external_url = config.settings.external_url or ""
         self._hand_on(self.engine.configure(config.checks, config.rules))
         self.scheduler.apply(config.checks)
@@ -246,6 +255,7 @@ class Daemon:
         await self.notifier.start(self.store, self.engine.firing())
         self._bind(self.config)
         await self.slos.load()
+        await self.uptime.load()
         self.scheduler.start()
         self._background(self._sweep())
         _freeze_heap()
@@ -273,7 +283,8 @@ class Daemon:
             # any notification they lead to is recomputed from those at the next start.
             await asyncio.gather(self.scheduler.stop(left() / 2), self.notifier.stop(left() / 2))
             await self.writer.stop(left())
-            for step, work in (("slo_counts_flush", self.slos.flush()), ("state_close", self.store.close())):
+            for step, work in (("slo_counts_flush", self.slos.flush()), ("uptime_flush", self.uptime.flush(force=True)),
+                               ("state_close", self.store.close())):
                 try:
                     await asyncio.wait_for(work, left())
                 except (TimeoutError, Exception) as err:  # the store is down: say so and go on
@@ -325,6 +336,7 @@ class Daemon:
             await asyncio.sleep(SWEEP_INTERVAL)
             self._hand_on(self.staleness.sweep())
             await self.slos.flush()
+            await self.uptime.flush()
             await self._prune_silences()
             await self.outbox.prune()
 

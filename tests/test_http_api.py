@@ -148,8 +148,14 @@ async def test_status_page_shows_alerts_first_and_marks_silenced(daemon: tuple[D
                "startsAt": "2020-01-01T00:00:00Z", "endsAt": rfc3339(time.time() + 86400),
                "createdBy": "test", "comment": "maintenance"}
     assert (await client.post("/api/v1/silences", json=silence, headers={"Authorization": "Bearer t0ken"})).status_code == 200
+    d.engine.alerts["Slow"] = AlertRecord("Slow", "Slow", "db", "pending", {"alertname": "Slow", "env": "staging"},
+                                          {"summary": "slow"}, active_at=d.now() - 30)
     page = (await client.get("/")).text
-    assert page.index("<h2>Alerts</h2>") < page.index("<h2>Checks</h2>")
-    assert "<td class=state>FIRING</td><td>DbDown</td>" in page
-    assert "<td class=state>SILENCED</td><td>DbDown2</td>" in page
+    assert page.index("<h2>Alerts</h2>") < page.index("<h2>Silences</h2>") < page.index("<h2>Checks</h2>")
+    assert '<li class="alert firing"><span class="badge state-firing">firing</span><span class="badge sev-critical">critical</span><b>DbDown</b>' in page
+    assert ('<li class="alert firing muted"><span class="badge state-firing">firing</span><span class="badge sev-critical">'
+            'critical</span><span class="badge muted">silenced</span><b>DbDown2</b>') in page
+    # A pending alert is pending, even when a silence would mute it once it fires.
+    assert '<li class="alert pending"><span class="badge state-pending">pending</span><b>Slow</b>' in page
+    assert "<code>env=&quot;staging&quot;</code>" in page and "maintenance" in page
     assert "&lt;b&gt;DbDown&lt;/b&gt; summary" in page  # annotations are escaped

@@ -61,6 +61,15 @@ class StateChange:
 
 
 @dataclass(frozen=True)
+class HourCount:
+    """Runs of one check in one hour, and how many were up: the status page's uptime."""
+
+    hour: int  # unix time // 3600
+    good: int
+    total: int
+
+
+@dataclass(frozen=True)
 class MinuteCount:
     minute: int  # unix time // 60
     good: int

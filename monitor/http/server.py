@@ -16,11 +16,13 @@ from monitor.alerting.silences import Silence, SilenceBook, SilenceNotFound, sil
 from monitor.check_status import CheckStatuses
 from monitor.http.access import AccessPolicy, bearer, cross_site, is_loopback, matches, split_host
 from monitor.http.connections import BODY_TIMEOUT, GuardedHandler
-from monitor.http.views import alerts_json, check_json, status_page
+from monitor.http.status_page import PageData, status_page
+from monitor.http.views import alerts_json, check_json
 from monitor.rules.engine import RuleEngine
 from monitor.probes import ProbeEnv
 from monitor.probes.heartbeat import HeartbeatCheck
 from monitor.store.base import StoreError
+from monitor.uptime import UptimeCounts
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("monitor.http")
@@ -49,6 +51,9 @@ class DaemonView(Protocol):
     async def expire_silence(self, silence_id: str) -> None: ...
     def notifications_waiting(self) -> list[tuple[str, int, str]]: ...
     def store_problem(self) -> str | None: ...
+
+    uptime: UptimeCounts
+    reload_failure: tuple[float, str] | None
 
 
 def _query_int(request: web.Request, name: str, *, default: int | None, low: int) -> int | None:
@@ -181,9 +186,12 @@ def build_app(daemon: DaemonView) -> web.Application:
 
     async def index(request: web.Request) -> web.Response:
         now = time.time()
-        page = status_page(daemon.statuses.all(), now, list(daemon.engine.alerts.values()),
-                           lambda labels: daemon.silences.mutes(labels, now),
-                           daemon.notifications_waiting())
+        page = status_page(PageData(
+            statuses=daemon.statuses.all(), now=now, alerts=list(daemon.engine.alerts.values()),
+            silences=[s.to_api(now) for s in daemon.silences.active(now)],
+            silenced=lambda labels: daemon.silences.mutes(labels, now),
+            uptime=lambda name: daemon.uptime.windows(name, now),
+            waiting=daemon.notifications_waiting(), reload_failure=daemon.reload_failure))
         return web.Response(text=page, content_type="text/html")
 
     def heartbeat_push_key(request: web.Request) -> SecretStr | None:

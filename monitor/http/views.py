@@ -1,4 +1,4 @@
-"""How checks look from outside: API JSON and the status page. No secrets leave here:
+"""How checks look from outside, as API JSON (the status page is `status_page.py`). No secrets leave here:
 only names, labels and results are shown, never a check's URL, DSN or headers.
 
 A result's ``detail`` is what rules read, so the probe keeps it whole; what an API caller
@@ -90,71 +90,3 @@ def alerts_json(alerts: Iterable[AlertRecord]) -> list[dict[str, Any]]:
         }
         for alert in sorted(alerts, key=lambda a: (a.state != "firing", a.alertname, a.check))
     ]
-
-
-def _alert_rows(alerts: list[AlertRecord], silenced: Callable[[dict[str, str]], bool], now: float) -> str:
-    rows = []
-    for alert in sorted(alerts, key=lambda a: (a.state != "firing", a.labels.get("severity") != "critical", a.alertname)):
-        state = "SILENCED" if silenced(alert.labels) else alert.state.upper()
-        css = "silenced" if state == "SILENCED" else alert.state
-        since = format_duration(round(max(now - alert.active_at, 0)))
-        summary = scrub(alert.annotations.get("summary", ""))
-        rows.append(
-            f"<tr class={css}><td class=state>{state}</td><td>{escape(alert.alertname)}</td>"
-            f"<td>{escape(alert.check)}</td><td>{escape(alert.labels.get('severity', ''))}</td>"
-            f"<td>{since}</td><td>{escape(summary)}</td></tr>"
-        )
-    if not rows:
-        return "<p>No pending or firing alerts.</p>"
-    return ("<table><tr><th>state</th><th>alert</th><th>check</th><th>severity</th><th>for</th><th>summary</th></tr>"
-            + "".join(rows) + "</table>")
-
-
-def _waiting(waiting: list[tuple[str, int, str]]) -> str:
-    """Notifications not yet taken by their receiver: the first thing to know when a page
-    did not arrive."""
-    if not waiting:
-        return ""
-    items = "".join(f"<li>{escape(target)}: {count} waiting{' — ' + escape(error) if error else ''}</li>"
-                    for target, count, error in waiting)
-    return f"<div class=warn><b>Notifications waiting for their receiver</b><ul>{items}</ul></div>"
-
-
-def status_page(statuses: list[CheckStatus], now: float, alerts: list[AlertRecord] | None = None,
-                silenced: Callable[[dict[str, str]], bool] = lambda labels: False,
-                waiting: list[tuple[str, int, str]] | None = None) -> str:
-    """What an on-call engineer opens first: notifications stuck on the way out, alerts
-    (silenced ones marked), then every check, down ones first."""
-    alerts = alerts or []
-    rows = []
-    for status in sorted(statuses, key=lambda s: (s.last is not None and s.last.up, s.check.name)):
-        last = status.last
-        if last is None:
-            state, css, value, latency, age, err = "PENDING", "pending", "", "", "", ""
-        else:
-            state, css = ("UP", "up") if last.up else ("DOWN", "down")
-            value = "" if last.value is None else f"{last.value:g}"
-            latency = f"{last.latency * 1000:.1f} ms"
-            age = format_duration(round(max(now - last.at, 0)))
-            err = scrub(last.error or "")
-        labels = ", ".join(f"{k}={v}" for k, v in sorted(status.check.labels.items()))
-        rows.append(
-            f"<tr class={css}><td>{escape(status.check.name)}</td><td>{escape(status.check.kind)}</td>"
-            f"<td class=state>{state}</td><td>{escape(value)}</td><td>{latency}</td><td>{age} ago</td>"
-            f"<td>{escape(labels)}</td><td>{escape(err)}</td></tr>"
-        )
-    down = sum(1 for s in statuses if s.last is not None and not s.last.up)
-    title = f"{down} down" if down else "all up"
-    return f"""<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=15>
-<title>monitor: {title}</title><style>
-body{{font:14px system-ui,sans-serif;margin:2em}} table{{border-collapse:collapse;width:100%}}
-td,th{{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left}}
-tr.down .state{{color:#fff;background:#c62828;font-weight:bold}} tr.up .state{{color:#2e7d32;font-weight:bold}}
-tr.pending .state{{color:#777}} tr.firing .state{{color:#fff;background:#c62828;font-weight:bold}}
-tr.silenced .state{{color:#555;background:#eee}} .warn{{background:#fff3e0;border-left:4px solid #ef6c00;padding:4px 12px}}
-</style></head><body>
-<h1>monitor — {title}</h1><p>{len(statuses)} checks · {len(alerts)} alerts · <a href="/metrics">metrics</a> ·
-<a href="/api/v1/checks">checks API</a> · <a href="/api/v1/alerts">alerts API</a> · <a href="/api/v1/silences">silences</a></p>
-{_waiting(waiting or [])}<h2>Alerts</h2>{_alert_rows(alerts, silenced, now)}<h2>Checks</h2>
-<table><tr><th>check</th><th>kind</th><th>state</th><th>value</th><th>latency</th><th>last run</th><th>labels</th><th>error</th></tr>
-{''.join(rows)}</table></body></html>"""

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from monitor.core.records import AlertRecord, MinuteCount, OutboxEntry, StateChange
+from monitor.core.records import AlertRecord, HourCount, MinuteCount, OutboxEntry, StateChange
 from monitor.core.results import describe_exception, one_line
 
 
@@ -38,6 +38,17 @@ class CountStore(Protocol):
     async def load_counts(self, check: str, since_minute: int) -> list[MinuteCount]: ...
 
     async def prune_counts(self, before_minute: int) -> None: ...
+
+
+class UptimeStore(Protocol):
+    """Per-hour up/total run counts of every check (the status page's 24 h / 7 d / 30 d uptime)."""
+
+    async def add_uptime(self, check: str, hours: list[HourCount]) -> None:
+        """Add to the per-hour counts of ``check`` (summing into existing hours)."""
+
+    async def load_uptime(self, since_hour: int) -> dict[str, list[HourCount]]: ...
+
+    async def prune_uptime(self, before_hour: int) -> None: ...
 
 
 class HeartbeatStore(Protocol):
@@ -83,7 +94,7 @@ class OutboxStore(Protocol):
         """Delete entries finished before ``before``."""
 
 
-class Store(ChangeStore, CountStore, HeartbeatStore, SilenceStore, OutboxStore, Protocol):
+class Store(ChangeStore, CountStore, UptimeStore, HeartbeatStore, SilenceStore, OutboxStore, Protocol):
     """A whole backend. Each consumer is typed with the small protocol it uses, so what a
     stage can touch in the store is visible in its signature."""
 

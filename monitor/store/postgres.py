@@ -22,14 +22,14 @@ from psycopg.types.json import Jsonb
 
 from monitor.core.dsn import dsn_secrets, without_secrets
 from monitor.core.results import describe_exception, one_line
-from monitor.core.records import AlertRecord, MinuteCount, OutboxEntry, StateChange
+from monitor.core.records import AlertRecord, HourCount, MinuteCount, OutboxEntry, StateChange
 from monitor.store.base import StoreError, encode_json, finite_or_none, outbox_from_row, outbox_row
 
 T = TypeVar("T")
 Cursor = psycopg.AsyncCursor[TupleRow]
 Connection = psycopg.AsyncConnection[TupleRow]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_SCHEMA = "monitor"
 
 # _MIGRATIONS[n] takes a schema from version n to n + 1 (0 is an empty schema). {s} is the
@@ -94,6 +94,18 @@ _MIGRATIONS: list[list[str]] = [
             record jsonb NOT NULL
         )""",
     ],
+    [
+        # One row per check and hour: a month of uptime is 720 rows per check, and the
+        # status page's 24 h / 7 d / 30 d figures are sums over them.
+        """CREATE TABLE IF NOT EXISTS {s}.uptime_hours (
+            check_name TEXT NOT NULL,
+            hour       INTEGER NOT NULL,
+            good       INTEGER NOT NULL,
+            total      INTEGER NOT NULL,
+            PRIMARY KEY (check_name, hour)
+        )""",
+        "CREATE INDEX IF NOT EXISTS uptime_hours_by_hour ON {s}.uptime_hours (hour)",
+    ],
 ]
 
 _UPSERT_ALERT = """
@@ -115,6 +127,11 @@ _ADD_COUNT = """
     INSERT INTO {s}.slo_counts AS c (check_name, minute, good, total) VALUES (%s, %s, %s, %s)
     ON CONFLICT (check_name, minute) DO UPDATE SET
         good = c.good + excluded.good, total = c.total + excluded.total
+"""
+_ADD_UPTIME = """
+    INSERT INTO {s}.uptime_hours AS u (check_name, hour, good, total) VALUES (%s, %s, %s, %s)
+    ON CONFLICT (check_name, hour) DO UPDATE SET
+        good = u.good + excluded.good, total = u.total + excluded.total
 """
 _SAVE_HEARTBEAT = """
     INSERT INTO {s}.heartbeats (check_name, at, failed) VALUES (%s, %s, %s)
@@ -243,6 +260,33 @@ class PostgresStore:
         async def work(cur: Cursor) -> None:
             await cur.execute(self._sql("DELETE FROM {s}.slo_counts WHERE minute < %s"),
                               (before_minute,))
+
+        await self._run(work)
+
+    async def add_uptime(self, check: str, hours: list[HourCount]) -> None:
+        params = [(check, h.hour, h.good, h.total) for h in hours]
+
+        async def work(cur: Cursor) -> None:
+            if params:  # one statement per row, as add_counts (an hour may repeat)
+                await cur.executemany(self._sql(_ADD_UPTIME), params)
+
+        await self._run(work)
+
+    async def load_uptime(self, since_hour: int) -> dict[str, list[HourCount]]:
+        async def work(cur: Cursor) -> dict[str, list[HourCount]]:
+            await cur.execute(self._sql(
+                "SELECT check_name, hour, good, total FROM {s}.uptime_hours"
+                " WHERE hour >= %s ORDER BY check_name, hour"), (since_hour,))
+            out: dict[str, list[HourCount]] = {}
+            for name, hour, good, total in await cur.fetchall():
+                out.setdefault(name, []).append(HourCount(hour=hour, good=good, total=total))
+            return out
+
+        return await self._run(work)
+
+    async def prune_uptime(self, before_hour: int) -> None:
+        async def work(cur: Cursor) -> None:
+            await cur.execute(self._sql("DELETE FROM {s}.uptime_hours WHERE hour < %s"), (before_hour,))
 
         await self._run(work)
 

@@ -18,13 +18,13 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from monitor.core.results import describe_exception, one_line
-from monitor.core.records import AlertRecord, MinuteCount, OutboxEntry, StateChange
+from monitor.core.records import AlertRecord, HourCount, MinuteCount, OutboxEntry, StateChange
 from monitor.store.base import StoreError, encode_json, finite_or_none, outbox_from_row, outbox_row
 
 T = TypeVar("T")
 
 MEMORY = ":memory:"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # _MIGRATIONS[n] takes a database from schema version n to n + 1 (0 is a new, empty file).
 # A later version appends a step; never edit a step that has shipped.
@@ -88,6 +88,18 @@ _MIGRATIONS: list[list[str]] = [
             record TEXT NOT NULL
         )""",
     ],
+    [
+        # One row per check and hour: a month of uptime is 720 rows per check, and the
+        # status page's 24 h / 7 d / 30 d figures are sums over them.
+        """CREATE TABLE IF NOT EXISTS uptime_hours (
+            check_name TEXT NOT NULL,
+            hour       INTEGER NOT NULL,
+            good       INTEGER NOT NULL,
+            total      INTEGER NOT NULL,
+            PRIMARY KEY (check_name, hour)
+        )""",
+        "CREATE INDEX IF NOT EXISTS uptime_hours_by_hour ON uptime_hours (hour)",
+    ],
 ]
 
 _UPSERT_ALERT = """
@@ -108,6 +120,11 @@ _SELECT_ALERTS = """
 _ADD_COUNT = """
     INSERT INTO slo_counts (check_name, minute, good, total) VALUES (?, ?, ?, ?)
     ON CONFLICT (check_name, minute) DO UPDATE SET
+        good = good + excluded.good, total = total + excluded.total
+"""
+_ADD_UPTIME = """
+    INSERT INTO uptime_hours (check_name, hour, good, total) VALUES (?, ?, ?, ?)
+    ON CONFLICT (check_name, hour) DO UPDATE SET
         good = good + excluded.good, total = total + excluded.total
 """
 _SAVE_HEARTBEAT = """
@@ -231,6 +248,31 @@ class SqliteStore:
         def work(conn: sqlite3.Connection) -> None:
             with _write_transaction(conn):
                 conn.execute("DELETE FROM slo_counts WHERE minute < ?", (before_minute,))
+
+        await self._call(work)
+
+    async def add_uptime(self, check: str, hours: list[HourCount]) -> None:
+        params = [(check, h.hour, h.good, h.total) for h in hours]
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _write_transaction(conn):
+                conn.executemany(_ADD_UPTIME, params)
+
+        await self._call(work)
+
+    async def load_uptime(self, since_hour: int) -> dict[str, list[HourCount]]:
+        rows = await self._call(lambda conn: conn.execute(
+            "SELECT check_name, hour, good, total FROM uptime_hours WHERE hour >= ?"
+            " ORDER BY check_name, hour", (since_hour,)).fetchall())
+        out: dict[str, list[HourCount]] = {}
+        for name, hour, good, total in rows:
+            out.setdefault(name, []).append(HourCount(hour=hour, good=good, total=total))
+        return out
+
+    async def prune_uptime(self, before_hour: int) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _write_transaction(conn):
+                conn.execute("DELETE FROM uptime_hours WHERE hour < ?", (before_hour,))
 
         await self._call(work)
 
