@@ -29,7 +29,7 @@ from psycopg.types.json import Jsonb
 
 from monitor.alerting.silences import Silence
 from monitor.store import open_store
-from monitor.core.records import AlertRecord, MinuteCount, OutboxEntry, StateChange
+from monitor.core.records import AlertRecord, HourCount, MinuteCount, OutboxEntry, StateChange
 from monitor.store.base import Store, StoreError
 from monitor.store.postgres import _MIGRATIONS as postgres_migrations
 from monitor.store.postgres import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
@@ -93,6 +93,11 @@ async def assert_migrated_data_kept_and_new_tables_work(
         assert await store.claim_outbox("ob-a", 100.0, 130.0)
         await store.finish_outbox("ob-a", "delivered", 110.0)
         assert await store.load_outbox() == []
+        # Version 4: uptime per check and hour.
+        assert await store.load_uptime(0) == {}
+        await store.add_uptime("api", [HourCount(hour=5, good=1, total=2)])
+        await store.add_uptime("api", [HourCount(hour=5, good=1, total=1)])
+        assert await store.load_uptime(0) == {"api": [HourCount(hour=5, good=2, total=3)]}
     finally:
         await store.close()
 
@@ -537,10 +542,10 @@ async def test_sqlite_creates_parent_directories_and_uses_wal(tmp_path: Path) ->
     await store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
         tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1").fetchall()
         assert [t[0] for t in tables] == ["alerts", "heartbeats", "notify_groups", "outbox",
-                                          "schema_version", "silences", "slo_counts"]
+                                          "schema_version", "silences", "slo_counts", "uptime_hours"]
 
 
 async def test_sqlite_in_memory_works(tmp_path: Path) -> None:
@@ -660,7 +665,7 @@ async def test_sqlite_newer_schema_is_refused(tmp_path: Path) -> None:
         await SqliteStore(str(path)).open()
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 async def test_sqlite_old_database_migrates_and_keeps_its_data(tmp_path: Path, version: int) -> None:
     """Built by the shipped steps up to ``version``, then opened by this monitor."""
     path = tmp_path / f"v{version}.db"
@@ -694,7 +699,8 @@ async def test_postgres_creates_its_schema(pg_schema: str) -> None:
         cur = await conn.execute("SELECT table_name FROM information_schema.tables"
                                  " WHERE table_schema = %s ORDER BY 1", (pg_schema,))
         assert [r[0] for r in await cur.fetchall()] == [
-            "alerts", "heartbeats", "notify_groups", "outbox", "schema_version", "silences", "slo_counts"]
+            "alerts", "heartbeats", "notify_groups", "outbox", "schema_version", "silences", "slo_counts",
+            "uptime_hours"]
 
 
 @pytest.mark.parametrize("dsn", [
@@ -750,7 +756,7 @@ async def test_postgres_blocked_call_times_out_and_recovers(pg_schema: str) -> N
         await store.close()
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 async def test_postgres_old_schema_migrates_and_keeps_its_data(pg_schema: str, version: int) -> None:
     """Built by the shipped steps up to ``version``, then opened by this monitor."""
     silences = [silence_record("old")] if version >= 2 else []
