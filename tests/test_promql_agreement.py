@@ -213,16 +213,24 @@ def test_agrees_with_prometheus(recorded: tuple[str, Scrapes, float], query: str
         assert not why, f"{query} at +{at - started:.1f}s: {why}"
         assert diff <= TOLERANCE, f"{query} at +{at - started:.1f}s: prometheus {theirs}, ours {ours}"
         worst = max(worst, diff)
+        _SHAPES.append("error" if isinstance(theirs, str) else "scalar" if isinstance(theirs, float)
+                       else "empty" if not theirs else "vector")
     _WORST.append((worst, query))
 
 
 _WORST: list[tuple[float, str]] = []
+_SHAPES: list[str] = []
 
 
 def test_summary(recorded: tuple[str, Scrapes, float], capsys: pytest.CaptureFixture[str]) -> None:
     """Prints the corpus size and the worst relative difference (runs after the corpus)."""
     worst = max(_WORST, default=(math.nan, ""))
+    # The comparison means something only if most answers hold data: an engine that answered
+    # every query with an empty vector would agree on the empty ones and fail on the rest.
+    assert _SHAPES.count("vector") + _SHAPES.count("scalar") >= 0.8 * len(_SHAPES), _SHAPES
     with capsys.disabled():
         print(f"\nPromQL agreement: {len(catalog_queries()) + len(CORPUS)} queries x "
               f"{len(evaluation_times(recorded[1], recorded[2]))} evaluation times, "
-              f"{len(_WORST)} compared; worst relative difference {worst[0]:.3g} ({worst[1]})")
+              f"{len(_WORST)} compared; answers: {_SHAPES.count('vector')} vectors, {_SHAPES.count('scalar')} scalars,"
+              f" {_SHAPES.count('empty')} empty, {_SHAPES.count('error')} errors; worst relative difference"
+              f" {worst[0]:.3g} ({worst[1]})")
