@@ -99,6 +99,8 @@ _COMPARE = {
     ">=": lambda a, b: a >= b,
     "<=": lambda a, b: a <= b,
 }
+# Arithmetic drops the metric name; comparisons (without bool) and atan2 keep it.
+_DROPS_NAME = frozenset({"+", "-", "*", "/", "%", "^"})
 _LABEL_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789")
 
 
@@ -330,9 +332,10 @@ class _Evaluator:
             bound = gomath.parse_go_float(lbl.get(labels, lbl.BUCKET))
             if bound is None:  # no le label, or not a number: Prometheus skips the sample
                 continue
-            key = tuple(p for p in labels if p[0] != lbl.NAME and p[0] != lbl.BUCKET)
+            # Grouped by every label but le (the metric name too), output without the name.
+            key = tuple(p for p in labels if p[0] != lbl.BUCKET)
             groups.setdefault(key, []).append((bound, value))
-        return [(key, bucket_quantile(q, buckets)) for key, buckets in groups.items()]
+        return _check_unique([(lbl.drop_name(key), bucket_quantile(q, buckets)) for key, buckets in groups.items()])
 
     # -- aggregations -------------------------------------------------------------------
 
@@ -436,7 +439,7 @@ def _vector_scalar(op: str, vec: Vector, scalar: float, swap: bool, return_bool:
             value = 1.0 if keep else 0.0
             keep = True
         if keep:
-            out.append((lbl.drop_name(labels) if (arith is not None or return_bool) else labels, value))
+            out.append((lbl.drop_name(labels) if (op in _DROPS_NAME or return_bool) else labels, value))
     return out
 
 
@@ -522,7 +525,7 @@ def _vector_binop(op: str, lhs: Vector, rhs: Vector, node: Binary) -> Vector:
         # on() labels (or less the ignoring() ones) for one-to-one, plus group_x labels
         # taken from the "one" side.
         metric = labels
-        if arith is not None:
+        if op in _DROPS_NAME:
             metric = lbl.drop_name(metric)
         if card == ONE_TO_ONE:
             metric = lbl.keep(metric, names) if node.on else lbl.without(metric, names)
@@ -607,7 +610,7 @@ def _aggregate(op: str, grouping: tuple[str, ...], without: bool, param: float, 
                     continue
                 if not math.isinf(v) and v == v:
                     continue
-            group.mean = mean + v / group.count - mean / group.count
+            group.mean = mean + (v / group.count - mean / group.count)
         elif op == "max":
             if group.value < v or group.value != group.value:
                 group.value = v

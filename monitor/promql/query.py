@@ -8,6 +8,7 @@ function or construct, so a query never silently gets a different answer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -38,6 +39,10 @@ from .selector import EQUAL, NOT_EQUAL, NOT_REGEX, REGEX, Matcher, Selector
 LOOKBACK_MS = 300_000  # Prometheus' default --query.lookback-delta, 5m
 MAX_QUERY_LENGTH = 10_000  # characters; a runbook query is a line or two
 
+# Functions Prometheus 2.42 has that the parser (which follows later versions) no longer knows.
+_PROMETHEUS_2_42_ONLY = frozenset({"holt_winters"})
+_UNKNOWN_FUNCTION = re.compile(r"unknown function with name '([^']*)'")
+
 _SET_OPS = frozenset({"and", "or", "unless"})
 _COMPARISONS = frozenset({"==", "!=", ">", "<", ">=", "<="})
 _ARITHMETIC = frozenset({"+", "-", "*", "/", "%", "^", "atan2"})
@@ -67,7 +72,11 @@ def compile_query(text: str) -> Query:
     try:
         parsed = promql_parser.parse(text)
     except ValueError as err:
-        raise PromQLError(f"parse error: {_one_line(str(err))}") from None
+        message = _one_line(str(err))
+        unknown = _UNKNOWN_FUNCTION.fullmatch(message)
+        if unknown and unknown.group(1) in _PROMETHEUS_2_42_ONLY:
+            raise PromQLError(f"unsupported function {unknown.group(1)}") from None
+        raise PromQLError(f"parse error: {message}") from None
     except Exception as err:  # the binding may raise its own types on odd input
         raise PromQLError(f"parse error: {_one_line(str(err)) or type(err).__name__}") from None
     builder = _Builder(promql_parser)

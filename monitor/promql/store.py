@@ -184,9 +184,9 @@ class SeriesStore:
         members = self._by_selector.get(selector)
         if members is None:  # a selector the store was not built for: filter everything
             found = [s for s in self._series.values() if selector.matches_pairs(s.labels)]
-        else:
-            found = list(members.values())
-        found.sort(key=lambda s: s.labels)
+            found.sort(key=lambda s: s.labels)
+            return found
+        found = sorted(members.values(), key=lambda s: s.labels)
         self._sorted[selector] = found
         return found
 
