@@ -11,7 +11,7 @@ from __future__ import annotations
 import calendar
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -38,7 +38,7 @@ from .nodes import (
 )
 from .quantile import bucket_quantile, quantile
 from .query import LOOKBACK_MS, Query
-from .store import SeriesStore, is_stale, to_ms
+from .store import Series, SeriesStore, is_stale, to_ms
 
 Vector = list[tuple[Labels, float]]
 Value = float | Vector | str
@@ -178,25 +178,25 @@ class _Evaluator:
             out.append((series.labels, value, t))
         return out
 
-    def ranges(self, node: MatrixSel) -> list[tuple[Labels, list[int], list[float]]]:
+    def ranges(self, node: MatrixSel) -> list[tuple[Series, Sequence[int], Sequence[float]]]:
         maxt = self.t - node.vector.offset_ms
         mint = maxt - node.range_ms
-        out: list[tuple[Labels, list[int], list[float]]] = []
+        out: list[tuple[Series, Sequence[int], Sequence[float]]] = []
         for series in self.store.series_for(node.vector.selector):
             ts = series.ts
             lo = bisect_left(ts, mint)
             hi = bisect_right(ts, maxt)
             if lo >= hi:
                 continue
-            times = ts[lo:hi].tolist()
-            values = series.values[lo:hi].tolist()
+            times: Sequence[int] = ts[lo:hi]
+            values: Sequence[float] = series.values[lo:hi]
             if series.has_stale:
                 kept = [(t, v) for t, v in zip(times, values) if not (v != v and is_stale(v))]
                 if not kept:
                     continue
                 times = [t for t, _ in kept]
                 values = [v for _, v in kept]
-            out.append((series.labels, times, values))
+            out.append((series, times, values))
         return out
 
     # -- functions ----------------------------------------------------------------------
@@ -273,7 +273,7 @@ class _Evaluator:
             other = node.args[0] if name == "quantile_over_time" else node.args[1]
             param = self.scalar(other)
         out: Vector = []
-        for labels, ts, vs in series:
+        for one, ts, vs in series:
             value: float | None
             if name == "rate":
                 value = rf.extrapolated_rate(ts, vs, mint, maxt, range_seconds, True, True)
@@ -323,7 +323,7 @@ class _Evaluator:
                 continue
             # last_over_time acts like an offset and keeps the metric name; every other
             # range function drops it.
-            out.append((labels if name == "last_over_time" else lbl.drop_name(labels), value))
+            out.append((one.labels if name == "last_over_time" else one.unnamed, value))
         return _check_unique(out)
 
     def histogram_quantile(self, q: float, vec: Vector) -> Vector:

@@ -40,10 +40,11 @@ def to_ms(seconds: float) -> int:
 
 
 class Series:
-    __slots__ = ("labels", "ts", "values", "has_stale", "last_ts")
+    __slots__ = ("labels", "unnamed", "ts", "values", "has_stale", "last_ts")
 
     def __init__(self, labels: Labels) -> None:
         self.labels = labels  # with __name__
+        self.unnamed = lbl.drop_name(labels)  # what most functions return, computed once
         self.ts = array("q")
         self.values = array("d")
         self.has_stale = False
