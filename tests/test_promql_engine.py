@@ -371,6 +371,15 @@ def test_functions_on_instant_vectors() -> None:
     ("nosuchfunction(up)", "parse error: unknown function with name 'nosuchfunction'"),
     ('{job=""}', "vector selector must contain at least one non-empty matcher"),
     ("", "query is empty"),
+    # Later Prometheus grammar the parser accepts and Prometheus 2.42 refuses.
+    ("rate(up[5])", "bad duration '5'"),
+    ("up offset 90", "bad duration '90' after offset"),
+    ("up + 1m", "unsupported construct duration 1m used as a number"),
+    ('{"service.up"}', "unsupported construct quoted metric name"),
+    ('sum by ("a.b") (up)', "unsupported construct label name 'a.b'"),
+    ("up + fill(0) down", "unsupported construct fill()"),
+    ('up{a="1" or b="2"}', "unsupported construct 'or' between label matchers"),
+    ("first_over_time(up[5m])", "unsupported function first_over_time"),
 ])
 def test_compile_errors_name_the_construct(text: str, message: str) -> None:
     with pytest.raises(PromQLError) as raised:
