@@ -26,6 +26,8 @@ class Alert:
     ends_at: float | None = None  # set once resolved
     value: float | None = None
     generator_url: str = ""
+    unit: str = ""  # of `value` (monitor/core/units.py)
+    error: str = ""  # the check's error when the alert was raised: why, in the check's words
 
     @property
     def status(self) -> Status:
