@@ -151,3 +151,11 @@ def test_value_text_uses_the_unit() -> None:
     assert message.value_text(alert(value=42.0, unit="count")) == "42"
     assert message.value_text(alert(value=None)) == ""
     assert message.value_text(alert(value=float("nan"), unit="seconds")) == "NaN"
+
+
+def test_lasted_counts_from_when_the_condition_first_held() -> None:
+    # Pending 2 minutes (`for: 2m`), then firing 1 minute: the outage lasted 3.
+    pending_first = Alert(fingerprint="f", labels={"alertname": "X"}, annotations={}, starts_at=T0 + 120,
+                          ends_at=T0 + 180, active_at=T0)
+    assert message.lasted(pending_first) == "3m"
+    assert Alert.from_record(pending_first.to_record()) == pending_first

@@ -48,6 +48,7 @@ def to_alert(record: AlertRecord, external_url: str, resolved_at: float | None =
         generator_url=f"{external_url.rstrip('/')}/" if external_url else "",
         unit=record.unit,
         error=record.error,
+        active_at=record.active_at,
     )
 
 

@@ -60,10 +60,12 @@ def value_text(alert: Alert) -> str:
 
 
 def lasted(alert: Alert) -> str:
-    """How long a resolved alert fired: "12m 30s"; "" while it still fires."""
+    """How long the trouble of a resolved alert lasted, from when its condition first held
+    (its `for` included) to its resolution: "12m 30s"; "" while it still fires."""
     if alert.ends_at is None:
         return ""
-    return format_seconds(max(alert.ends_at - alert.starts_at, 0.0))
+    since = alert.active_at if alert.active_at is not None else alert.starts_at
+    return format_seconds(max(alert.ends_at - since, 0.0))
 
 
 def silence(notification: Notification) -> str:
