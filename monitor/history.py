@@ -12,7 +12,7 @@ import math
 from array import array
 from typing import TypeVar
 
-from monitor.core.results import Result
+from monitor.core.results import Outcome, Result
 
 
 _Column = TypeVar("_Column", array, bytearray)  # type: ignore[type-arg]
@@ -23,7 +23,7 @@ class History:
         self._capacity = capacity
         self._at = array("d", bytes(8 * capacity))
         self._value = array("d", bytes(8 * capacity))  # NaN stands for "no value"
-        self._latency = array("d", bytes(8 * capacity))
+        self._latency = array("d", bytes(8 * capacity))  # NaN for a timed-out run (see add)
         self._up = bytearray(capacity)
         self._next = 0  # slot the next sample goes into
         self._size = 0
@@ -41,7 +41,10 @@ class History:
         i = self._next
         self._at[i] = result.at
         self._value[i] = math.nan if result.value is None else result.value
-        self._latency[i] = result.latency
+        # A timed-out run's latency is the timeout, not a measurement: kept as one it would
+        # make p95 latency read the timeout during an outage and for a window after it (every
+        # window function skips NaN). docs/configuration.md, "Rules".
+        self._latency[i] = math.nan if result.outcome is Outcome.TIMEOUT else result.latency
         self._up[i] = result.up
         self._next = (i + 1) % self._capacity
         self._size = min(self._size + 1, self._capacity)

@@ -57,6 +57,8 @@ def alert(
     resolved: bool = False,
     fp: str = "a1b2c3d4e5f60718",
     value: float | None = 3.0,
+    unit: str = "",
+    error: str = "",
     **annotations: str,
 ) -> Alert:
     labels = {"alertname": name, "check": check}
@@ -71,6 +73,8 @@ def alert(
         ends_at=T0 + 300.5 if resolved else None,
         value=value,
         generator_url=f"{EXTERNAL}/checks/{check}",
+        unit=unit,
+        error=error,
     )
 
 
@@ -146,7 +150,7 @@ async def test_slack_firing_payload(client: httpx.AsyncClient) -> None:
     assert sent["attachments"] == [{"color": "#d32f2f", "fallback": sent["text"], "text": "2 firing"}]
     header, first, second, context = sent["blocks"]
     assert header == {"type": "header",
-                      "text": {"type": "plain_text", "text": "🔴 FIRING ApiHealthFailing api_health (2)",
+                      "text": {"type": "plain_text", "text": "🔴 CRITICAL ApiHealthFailing api_health (2)",
                                "emoji": True}}
     assert first == {"type": "section", "text": {"type": "mrkdwn", "text": (
         "🔴 *ApiHealthFailing*\n"
@@ -155,7 +159,8 @@ async def test_slack_firing_payload(client: httpx.AsyncClient) -> None:
         f"<https://runbooks.example/ApiHealthFailing|Runbook> · <{EXTERNAL}/checks/api_health|Source>")}}
     assert "*Severity:* warning" in second["text"]["text"] and "*Value:*" not in second["text"]["text"]
     assert context == {"type": "context", "elements": [
-        {"type": "mrkdwn", "text": "Silence: `monitor silence add alertname=ApiHealthFailing check=api_health`"},
+        {"type": "mrkdwn", "text": "Silence: `monitor silence add alertname=ApiHealthFailing check=api_health"
+                                   f" --duration 1h --comment 'silenced from a notification' --url {EXTERNAL}`"},
         {"type": "mrkdwn", "text": f"<{EXTERNAL}|Open monitor>"},
     ]}
 
@@ -169,9 +174,12 @@ async def test_slack_resolved_looks_different(client: httpx.AsyncClient) -> None
     firing, resolved = body_of(route, 0), body_of(route, 1)
     assert resolved["text"] == "[RESOLVED] ApiHealthFailing api_health"
     assert resolved["blocks"][0]["text"]["text"] == "✅ RESOLVED ApiHealthFailing api_health"
-    assert resolved["blocks"][1]["text"]["text"].startswith("✅ *ApiHealthFailing*")
+    # How long it lasted: from starting to fire (T0) to resolving (T0 + 300.5 s).
+    assert resolved["blocks"][1]["text"]["text"].startswith("✅ *ApiHealthFailing* resolved after 5m\n")
     assert resolved["attachments"][0]["color"] == "#2e7d32"
-    assert firing["blocks"][0]["text"]["text"] == "🔴 FIRING ApiHealthFailing api_health"
+    assert firing["blocks"][0]["text"]["text"] == "🔴 CRITICAL ApiHealthFailing api_health"
+    # Nothing to silence once it is over.
+    assert all("Silence" not in e["text"] for e in resolved["blocks"][-1]["elements"])
     assert firing["attachments"][0]["color"] != resolved["attachments"][0]["color"]
     assert "channel" not in firing
 
@@ -200,7 +208,7 @@ async def test_slack_overrides_and_escaping(client: httpx.AsyncClient) -> None:
     assert "&lt;!channel&gt; &amp; &lt;http://evil|click&gt;" in escaped and "<!channel>" not in escaped
     custom = body_of(route, 1)
     assert custom["text"] == "API down"
-    assert custom["blocks"][0]["text"]["text"] == "🔴 FIRING API down"
+    assert custom["blocks"][0]["text"]["text"] == "🔴 CRITICAL API down"
     assert custom["blocks"][1]["text"]["text"] == "See *the dashboard*"
 
 
@@ -224,7 +232,9 @@ async def test_slack_sixty_alerts_stay_within_limits(client: httpx.AsyncClient) 
     assert sections[-1]["text"]["text"] == "_…and 55 more_"  # 50 not shown + 5 truncated upstream
     assert len(sent["text"]) <= 3000
     # No check is common to all 60 alerts, so the hint must not silence only one of them.
-    assert blocks[-1]["elements"][0]["text"] == "Silence: `monitor silence add alertname=ApiHealthFailing`"
+    assert blocks[-1]["elements"][0]["text"] == (
+        "Silence: `monitor silence add alertname=ApiHealthFailing --duration 1h"
+        f" --comment 'silenced from a notification' --url {EXTERNAL}`")
 
 
 # ---- PagerDuty --------------------------------------------------------------------------------
@@ -247,6 +257,11 @@ async def test_pagerduty_trigger_then_resolve_share_dedup_key(client: httpx.Asyn
             "severity": "critical",
             "timestamp": T0_TEXT,
             "custom_details": {
+                "summary": "api_health is failing",
+                "value": "3",
+                "runbook": "https://runbooks.example/ApiHealthFailing",
+                "silence": "monitor silence add alertname=ApiHealthFailing check=api_health --duration 1h"
+                           f" --comment 'silenced from a notification' --url {EXTERNAL}",
                 "firing": [{
                     "labels": {"alertname": "ApiHealthFailing", "check": "api_health", "severity": "critical"},
                     "annotations": {"summary": "api_health is failing",

@@ -26,6 +26,10 @@ class Alert:
     ends_at: float | None = None  # set once resolved
     value: float | None = None
     generator_url: str = ""
+    unit: str = ""  # of `value` (monitor/core/units.py)
+    error: str = ""  # the check's error when the alert was raised: why, in the check's words
+    # When the condition first held (before `for` ran out); what "resolved after ..." counts from.
+    active_at: float | None = None
 
     @property
     def status(self) -> Status:

@@ -46,6 +46,9 @@ def to_alert(record: AlertRecord, external_url: str, resolved_at: float | None =
         ends_at=resolved_at,
         value=record.value,
         generator_url=f"{external_url.rstrip('/')}/" if external_url else "",
+        unit=record.unit,
+        error=record.error,
+        active_at=record.active_at,
     )
 
 

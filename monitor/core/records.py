@@ -24,7 +24,11 @@ class AlertRecord:
     active_at: float  # when the condition first held (Prometheus' activeAt)
     fired_at: float | None = None  # when it went from pending to firing
     last_true_at: float = 0.0  # the last evaluation that found the condition true
-    value: float | None = None
+    value: float | None = None  # what the condition compared (Prometheus' $value)
+    # For notifications, not kept in the state store (an alert restored after a restart gets
+    # them back at its next true evaluation): the unit of `value` and the check's error.
+    unit: str = ""
+    error: str = ""
 
 
 @dataclass(frozen=True)

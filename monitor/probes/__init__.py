@@ -5,6 +5,7 @@ Adding a kind touches two places: its module, and the table below.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Union
 
 from pydantic import Field
@@ -28,6 +29,33 @@ PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
     "file": (file.FileCheck, file.probe),
 }
 
+# The unit of each kind's `value` (monitor/core/units.py), for the status page, templates and
+# notifications; a check's own `unit:` wins. A callable picks it from the check's fields.
+VALUE_UNITS: dict[str, str | Callable[[Any], str]] = {
+    "http": "status",
+    "tcp": "seconds",
+    "postgres": "",  # the first column of the user's query: `unit:` says what it is
+    "redis": lambda check: "" if check.info is not None else "count",  # PING, queue, BullMQ: counts
+    "rabbitmq": "count",
+    "mysql": "",
+    "disk": "percent",
+    "heartbeat": "seconds",
+    "stripe": "count",
+    "dns": "count",
+    "tls": "days",
+    "command": "",  # perfdata carries its own UOM (detail.perfdata)
+    "file": "seconds",
+}
+
+
+def value_unit(check: CheckBase) -> str:
+    """The unit of ``check``'s value: its ``unit:``, else its kind's (VALUE_UNITS), else none."""
+    if check.unit is not None:
+        return check.unit
+    unit = VALUE_UNITS.get(check.kind, "")
+    return unit if isinstance(unit, str) else unit(check)
+
+
 # Built from the table, so a new kind needs no edit here; typed loosely because a Union
 # made at run time is not a static type (loaded checks are used as CheckBase).
 CheckConfig: Any = Annotated[
@@ -35,4 +63,4 @@ CheckConfig: Any = Annotated[
     Field(discriminator="kind"),
 ]
 
-__all__ = ["PROBES", "CheckBase", "CheckConfig", "Probe", "ProbeEnv"]
+__all__ = ["PROBES", "VALUE_UNITS", "CheckBase", "CheckConfig", "Probe", "ProbeEnv", "value_unit"]

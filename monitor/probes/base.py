@@ -18,6 +18,7 @@ from monitor.core.labels import RESERVED_LABELS, is_label_name
 from monitor.core.model import Model
 from monitor.core.results import Result
 from monitor.core.slo import SloConfig
+from monitor.core.units import Unit
 
 NAME_PATTERN = r"^[a-z0-9_]+$"
 
@@ -32,6 +33,7 @@ class CheckBase(Model):
     labels: dict[str, str] = Field(default_factory=dict)
     description: str = ""
     slo: SloConfig | None = None  # success of this check's runs as a service level objective
+    unit: Unit | None = None  # what `value` measures, when the kind's own unit does not say (VALUE_UNITS)
 
     @model_validator(mode="before")
     @classmethod

@@ -53,7 +53,8 @@ def step(
             if for_ <= 0:
                 return Step(replace(fresh, state="firing", fired_at=now, last_true_at=now), Transition.FIRING)
             return Step(replace(fresh, last_true_at=now), Transition.PENDING)
-        live = replace(current, labels=fresh.labels, annotations=fresh.annotations, value=fresh.value, last_true_at=now)
+        live = replace(current, labels=fresh.labels, annotations=fresh.annotations, value=fresh.value,
+                       unit=fresh.unit, error=fresh.error, last_true_at=now)
         if current.state == "pending" and now - current.active_at >= for_:
             return Step(replace(live, state="firing", fired_at=now), Transition.FIRING)
         return Step(live, None)

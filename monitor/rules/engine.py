@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -22,8 +23,11 @@ from monitor.core.expressions import ExpressionError
 from monitor.core.labels import DEFAULT_SEVERITY
 from monitor.core.records import AlertRecord, StateChange
 from monitor.core.results import Result
+from monitor.core.units import format_quantity
+from monitor.probes import value_unit
 from monitor.probes.base import CheckBase
 from monitor.rules.alerts import Step, Transition, fingerprint, step
+from monitor.rules.compared import compared_value, unit_of
 from monitor.rules.functions import NoData, Reads, rule_functions, variables
 from monitor.rules.model import LoadedRule, Location, Rule
 from monitor.rules.slo import burn_rate_alerts
@@ -63,6 +67,7 @@ class _Bound:
     labels: dict[str, str]
     fingerprint: str
     reads: Reads
+    unit: str  # of the check's value
 
 
 def stale_after(check: CheckBase) -> float:
@@ -93,7 +98,7 @@ class RuleEngine:
                     labels = alert_labels(loaded, check)
                     reads = Reads.of(loaded.rule.expression.program)
                     by_check.setdefault(check.name, []).append(
-                        _Bound(loaded, check, labels, fingerprint(labels), reads))
+                        _Bound(loaded, check, labels, fingerprint(labels), reads, value_unit(check)))
         self._by_check = by_check
         self._functions_needed = {name: set().union(*(b.reads.functions for b in bound))
                                   for name, bound in by_check.items()}
@@ -131,11 +136,12 @@ class RuleEngine:
         functions = rule_functions(self._functions_needed[check], status.history, now, tracker)
         out = Evaluation()
         for b in bound:
-            condition = self._condition(b, b.reads.scope(base, functions))
+            scope = b.reads.scope(base, functions)
+            condition = self._condition(b, scope)
             current = self.alerts.get(b.fingerprint)
             if current is None and not condition:
                 continue  # the common case: nothing to do, nothing to allocate
-            fresh = self._fresh(b, check, now, result) if condition else current
+            fresh = self._fresh(b, check, now, result, base, scope) if condition else current
             assert fresh is not None
             outcome: Step = step(current, condition, now, b.loaded.rule.for_, b.loaded.rule.keep_firing_for, fresh)
             if outcome.alert is not None:
@@ -151,11 +157,18 @@ class RuleEngine:
                 out.events.append(self._logged(AlertEvent(outcome.transition, alert, now)))
         return out
 
-    def _fresh(self, b: _Bound, check: str, now: float, result: Result) -> AlertRecord:
+    def _fresh(self, b: _Bound, check: str, now: float, result: Result, base: dict[str, Any],
+               scope: dict[str, Any]) -> AlertRecord:
+        """The alert as this (true) evaluation sees it: ``value`` is what the condition
+        compared (its unit follows from what it read), else the check's value."""
+        rule = b.loaded.rule
+        compared = compared_value(rule.comparisons, scope)
+        value, unit = (compared[0], unit_of(compared[1], b.unit)) if compared else (result.value, b.unit)
+        fields = check_fields(b.check, result, base, b.unit)
+        annotations = rule.render_annotations(b.labels, value, self.external_url, fields, format_quantity(value, unit))
         return AlertRecord(
-            fingerprint=b.fingerprint, alertname=b.loaded.rule.alert, check=check, state="pending",
-            labels=b.labels, annotations=b.loaded.rule.render_annotations(b.labels, result.value, self.external_url),
-            active_at=now, value=result.value,
+            fingerprint=b.fingerprint, alertname=rule.alert, check=check, state="pending",
+            labels=b.labels, annotations=annotations, active_at=now, value=value, unit=unit, error=base["error"],
         )
 
     def _condition(self, b: _Bound, scope: dict[str, object]) -> bool:
@@ -191,6 +204,16 @@ def _worth_writing(before: AlertRecord | None, after: AlertRecord, keeps_firing:
         return before != after
     return (before.state, before.labels, before.annotations, before.fired_at) != (
         after.state, after.labels, after.annotations, after.fired_at)
+
+
+def check_fields(check: CheckBase, result: Result, base: dict[str, Any], unit: str) -> dict[str, Any]:
+    """What ``$check.NAME`` reads in annotations (templates.CHECK_FIELDS): the latest result,
+    with ``up`` and ``error`` as the rule saw them (a stale check reads as down)."""
+    return {
+        "name": check.name, "kind": check.kind, "up": base["up"], "value": result.value, "unit": unit,
+        "valueText": format_quantity(result.value, unit), "latency": result.latency, "error": base["error"],
+        "outcome": result.outcome.value, "status": base["status"], "detail": result.detail,
+    }
 
 
 def slo_rules(check: CheckBase) -> list[LoadedRule]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,8 @@ from monitor.core.durations import Duration
 from monitor.core.model import Model
 from monitor.core.expressions import Expression, compile_expression
 from monitor.core.labels import LABEL_NAME, is_label_name
-from monitor.rules.templates import Template, compile_template
+from monitor.rules.compared import Comparison, compile_comparisons
+from monitor.rules.templates import NO_CHECK, Template, compile_template
 from monitor.rules.functions import SLO_FUNCTIONS, WINDOW_FUNCTIONS, dry_run
 
 # What a rule's `expr` can read about the latest result of its check...
@@ -31,6 +33,7 @@ class Rule(Model):
 
     _expression: Expression | None = PrivateAttr(default=None)
     _templates: dict[str, Template] = PrivateAttr(default_factory=dict)
+    _comparisons: list[Comparison] = PrivateAttr(default_factory=list)
 
     @field_validator("expr")
     @classmethod
@@ -70,10 +73,18 @@ class Rule(Model):
     def model_post_init(self, __context: Any) -> None:
         self._expression = compile_expression(self.expr, RULE_VARIABLES, WINDOW_FUNCTIONS + SLO_FUNCTIONS)
         self._templates = {name: compile_template(text) for name, text in self.annotations.items()}
+        self._comparisons = compile_comparisons(self.expr, RULE_VARIABLES, WINDOW_FUNCTIONS + SLO_FUNCTIONS)
 
-    def render_annotations(self, labels: dict[str, str], value: float | None, external_url: str = "") -> dict[str, str]:
+    def render_annotations(self, labels: dict[str, str], value: float | None, external_url: str = "",
+                           check: Mapping[str, Any] = NO_CHECK, value_text: str = "") -> dict[str, str]:
         """Annotations for one alert; rendering never raises (errors show in the text)."""
-        return {name: template.render(labels, value, external_url) for name, template in self._templates.items()}
+        return {name: template.render(labels, value, external_url, check, value_text)
+                for name, template in self._templates.items()}
+
+    @property
+    def comparisons(self) -> list[Comparison]:
+        """The comparisons ``$value`` is taken from (monitor/rules/compared.py)."""
+        return self._comparisons
 
     @property
     def uses_slo(self) -> bool:

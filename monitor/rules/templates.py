@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 from monitor.core.regex import Regex, compile_regex
 
@@ -215,11 +216,40 @@ _FUNCS: dict[str, tuple[int, int | None, Callable[[list[_Val]], _Val]]] = {  # n
 
 # ---- compiled templates ----------------------------------------------------------------------------
 
+# What `$check.NAME` can read of the check's latest result (docs/configuration.md,
+# "Annotation templates"); `$check.detail.A.B` reads into the result's detail.
+CHECK_FIELDS = ("name", "kind", "up", "value", "unit", "valueText", "latency", "error", "outcome", "status", "detail")
+NO_CHECK: Mapping[str, Any] = {}
+
+
 @dataclass(frozen=True)
 class _Ctx:
     labels: Mapping[str, str]
     value: float | None
     external_url: str
+    check: Mapping[str, Any] = field(default_factory=dict)
+    value_text: str = ""
+
+
+def _plain(value: Any) -> _Val:
+    """A detail value as a template operand: scalars as they are, lists and maps as JSON."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)[:OUTPUT_LIMIT]
+    except (TypeError, ValueError):
+        return str(value)[:OUTPUT_LIMIT]
+
+
+def _check_field(path: tuple[str, ...]) -> Callable[[_Ctx], _Val]:
+    def get(c: _Ctx) -> _Val:
+        if not c.check:
+            return None  # rendered without a result (a rule's dry run): Go's nil, "<no value>"
+        node: Any = c.check.get(path[0])
+        for key in path[1:]:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        return _plain(node)
+    return get
 
 
 _Get = Callable[[_Ctx], _Val]  # an operand: a literal, a variable or a parenthesised pipeline
@@ -275,11 +305,15 @@ class Template:
     source: str
     nodes: tuple[_Node, ...] = field(repr=False)
 
-    def render(self, labels: Mapping[str, str], value: float | None, external_url: str = "") -> str:
-        """Text for one alert; failures show as <error: ...>; output stops at OUTPUT_LIMIT."""
+    def render(self, labels: Mapping[str, str], value: float | None, external_url: str = "",
+               check: Mapping[str, Any] = NO_CHECK, value_text: str = "") -> str:
+        """Text for one alert; failures show as <error: ...>; output stops at OUTPUT_LIMIT.
+
+        ``check`` holds the check's latest result under CHECK_FIELDS (``$check.NAME``);
+        ``value_text`` is ``value`` with its unit (``$valueText``)."""
         parts, size = [], 0
         try:
-            for s in _emit(self.nodes, _Ctx(labels, value, external_url)):
+            for s in _emit(self.nodes, _Ctx(labels, value, external_url, check, value_text)):
                 parts.append(s)
                 if (size := size + len(s)) > OUTPUT_LIMIT:
                     break
@@ -299,6 +333,7 @@ _TOKEN = re.compile(r"""
 _Tok = re.Match[str]  # kind: .lastgroup, text: [0]
 _VARS: dict[str, _Get] = {
     "$value": lambda c: c.value, ".Value": lambda c: c.value, "$externalURL": lambda c: c.external_url,
+    "$valueText": lambda c: c.value_text or _text(c.value),
 }
 
 
@@ -376,7 +411,15 @@ class _Parser:
             return lambda c: c.labels.get(name, MISSING_LABEL)
         if head in ("$labels", "Labels") and not name:
             raise self.fail(f"{text} is a map; use {text}.NAME", tok)
-        known = "$labels.NAME, $value, $externalURL, .Labels.NAME, .Value"
+        if head == "$check":
+            path = tuple(name.split(".")) if name else ()
+            if not path or path[0] not in CHECK_FIELDS or (len(path) > 1 and path[0] != "detail"):
+                raise self.fail(f"unknown variable {text!r} (use $check.NAME with NAME one of "
+                                f"{', '.join(CHECK_FIELDS)}, or $check.detail.KEY)", tok)
+            if path == ("detail",):
+                raise self.fail(f"{text} is a map; use {text}.KEY", tok)
+            return _check_field(path)
+        known = "$labels.NAME, $value, $valueText, $check.NAME, $externalURL, .Labels.NAME, .Value"
         raise self.fail(f"unknown variable {text!r} (known: {known})", tok)
 
     def literal(self, tok: _Tok) -> _Val:

@@ -13,6 +13,7 @@ from pydantic import SecretStr, field_validator
 
 from monitor.core.timestamps import rfc3339
 from monitor.alerting.model import Alert, Notification
+from monitor.alerting.receivers import message
 from monitor.alerting.receivers.base import (
     DEFAULT_TIMEOUT,
     encode,
@@ -258,6 +259,7 @@ def _custom_details(
     cap: int | None = None,
 ) -> dict[str, Any]:
     return {
+        **_at_a_glance(notification, firing, cap),
         "firing": [_details(a, cap) for a in firing_shown],
         "resolved": [_details(a, cap) for a in resolved_shown],
         "num_firing": len(firing),
@@ -270,11 +272,33 @@ def _custom_details(
     }
 
 
+def _at_a_glance(notification: Notification, firing: list[Alert], cap: int | None) -> dict[str, str]:
+    """What the responder reads first, from the first firing alert (message.py): its summary,
+    description, the check's error, the value with its unit, the runbook and the command that
+    silences the group. Empty ones are left out."""
+    text = message.alert_text(firing[0]) if firing else None
+    fields = {
+        "summary": text.summary if text else "",
+        "description": text.description if text else "",
+        "error": text.error if text else "",
+        "value": text.value if text else "",
+        "runbook": text.runbook if text else "",
+        "silence": message.silence(notification),
+    }
+    # The silence command is never cut (a cut one silences the wrong thing): left out instead.
+    if cap is not None and len(fields["silence"]) > cap:
+        fields["silence"] = ""
+    return {k: v for k, v in _capped({k: v for k, v in fields.items() if k != "silence"}, cap).items() if v} | (
+        {"silence": fields["silence"]} if fields["silence"] else {})
+
+
 def _summary(notification: Notification, firing: list[Alert]) -> str:
-    """``[FIRING:2] ApiHealthFailing api_health: <first summary annotation>``."""
+    """``[FIRING:2] ApiHealthFailing api_health: <first summary annotation> (error: <the check's error>)``."""
     title = group_title(notification)
     summary = notification.common_annotations.get("summary") or firing[0].annotations.get("summary", "")
-    return f"{title}: {summary}" if summary else title
+    text = f"{title}: {summary}" if summary else title
+    error = firing[0].error
+    return f"{text} (error: {error})" if error else text
 
 
 def _source(notification: Notification) -> str:
@@ -297,6 +321,10 @@ def _details(alert: Alert, cap: int | None = None) -> dict[str, Any]:
     if alert.value is not None:
         # A string, as Prometheus shows values: NaN and ±Inf are not JSON numbers.
         details["value"] = format_value(alert.value)
+        if alert.unit:
+            details["value_text"] = message.value_text(alert)
+    if alert.error and alert.status == "firing":
+        details["error"] = alert.error if cap is None else truncate(alert.error, cap)
     return details
 
 

@@ -1,19 +1,18 @@
 """Slack incoming webhook: ``text`` for notifications, Block Kit ``blocks`` for the message,
-and a coloured attachment so even classic clients show red/green at a glance."""
+and an attachment coloured by severity (green once resolved) so even classic clients tell
+critical from warning at a glance. The words come from ``message.py``."""
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any, ClassVar
 
 import httpx
 
 from monitor.alerting.model import Alert, Notification
+from monitor.alerting.receivers import message
 from monitor.alerting.receivers.base import (
     DEFAULT_TIMEOUT,
     encode,
-    format_value,
     group_title,
     only_wanted,
     post,
@@ -46,14 +45,8 @@ LINK_LIMIT = 500
 # A context element (the silence command, the monitor link) longer than this is left out:
 # a cut command would silence the wrong thing.
 CONTEXT_ELEMENT_LIMIT = 1000
-
-FIRING_COLOR = "#d32f2f"
-RESOLVED_COLOR = "#2e7d32"
-FIRING_MARK = "🔴"
-RESOLVED_MARK = "✅"
-
-# Label values that can be pasted into a shell unquoted.
-_BARE = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
+# The check's error is one line already (core.results.one_line); this keeps it to a glance.
+ERROR_LIMIT = 300
 
 
 class SlackConfig(Lenient):
@@ -115,7 +108,6 @@ class SlackIntegration:
         await post(client, self.api_url, content=encode(self.payload(wanted)), timeout=self.timeout)
 
     def payload(self, notification: Notification) -> dict[str, Any]:
-        firing = notification.status == "firing"
         title = self.title or group_title(notification)
         # The top-level text is mrkdwn too (and is what notifications preview): a label value
         # holding `<!channel>` must not ping a whole channel.
@@ -124,7 +116,7 @@ class SlackIntegration:
             "text": fallback,
             "blocks": self._blocks(notification, title),
             "attachments": [{
-                "color": FIRING_COLOR if firing else RESOLVED_COLOR,
+                "color": message.color(notification),
                 "fallback": fallback,
                 "text": _counts(notification),
             }],
@@ -134,14 +126,12 @@ class SlackIntegration:
         return payload
 
     def _blocks(self, notification: Notification, title: str) -> list[dict[str, Any]]:
-        firing = notification.status == "firing"
-        # The marker leads the header so the two states differ before anyone reads a word;
-        # header text is plain_text, so it needs no mrkdwn escaping.
-        marker = f"{FIRING_MARK} FIRING" if firing else f"{RESOLVED_MARK} RESOLVED"
+        # The coloured mark and the severity lead the header, so critical, warning and resolved
+        # differ before anyone reads a word; header text is plain_text, so it needs no escaping.
         header = {
             "type": "header",
-            "text": {"type": "plain_text", "text": _cut(f"{marker} {_strip_status(title)}", HEADER_LIMIT),
-                     "emoji": True},
+            "text": {"type": "plain_text", "text": _cut(message.headline(notification, _strip_status(title)),
+                                                        HEADER_LIMIT), "emoji": True},
         }
         context = _context(notification)
         # What the sections may hold in all: the budget, less what header and context took.
@@ -168,23 +158,28 @@ class SlackIntegration:
 def _alert_text(alert: Alert, limit: int) -> str:
     """The alert's section, at most ``limit`` long.
 
-    Name, severity, value and check come first (each bounded); then the links, each only if
-    it fits whole (a cut URL leads nowhere); the summary gets the room left, cut with "…".
+    Name, severity, value, check and the check's error come first (each bounded); then the
+    links, each only if it fits whole (a cut URL leads nowhere); the summary, then the
+    description (the runbook's remedy) get the room left, each cut with "…".
     """
-    mark = FIRING_MARK if alert.status == "firing" else RESOLVED_MARK
-    name = alert.labels.get("alertname", "alert")
-    head = f"{mark} *{_cut(_escape(name), VALUE_LIMIT)}*"
+    text = message.alert_text(alert)
+    head = f"{message.mark(alert)} *{_cut(_escape(text.name), VALUE_LIMIT)}*"
+    if text.lasted:
+        head += f" resolved after {text.lasted}"
     facts = [f"*Severity:* {_cut(_escape(alert.labels.get('severity', 'none')), VALUE_LIMIT)}"]
-    if alert.value is not None:
-        facts.append(f"*Value:* {format_value(alert.value)}")  # "NaN", "+Inf": never a bare float
-    if "check" in alert.labels:
-        facts.append(f"*Check:* `{_cut(_escape(alert.labels['check']), VALUE_LIMIT)}`")
+    if text.value:
+        facts.append(f"*Value:* {_cut(_escape(text.value), VALUE_LIMIT)}")  # "NaN", "+Inf": never a bare float
+    if text.check:
+        facts.append(f"*Check:* `{_cut(_escape(text.check), VALUE_LIMIT)}`")
     lines = [head, "   ".join(facts)]
+    if text.error:
+        error = text.error.replace("`", "'")  # a backtick would end the code span early
+        lines.append(f"*Error:* `{_cut(_escape(error), ERROR_LIMIT)}`")
     used = sum(_length(line) for line in lines) + len(lines) - 1  # and the line breaks
 
     candidates = []
-    if runbook := alert.annotations.get("runbook_url"):
-        candidates.append(f"<{_link(runbook)}|Runbook>")
+    if text.runbook:
+        candidates.append(f"<{_link(text.runbook)}|Runbook>")
     if alert.generator_url:
         candidates.append(f"<{_link(alert.generator_url)}|Source>")
     link_line = ""
@@ -196,10 +191,16 @@ def _alert_text(alert: Alert, limit: int) -> str:
         lines.append(link_line)
         used += 1 + _length(link_line)
 
-    summary = alert.annotations.get("summary") or alert.annotations.get("description")
-    room = limit - used - 1  # its line break
-    if summary and room >= 2:  # at least one character and the "…"
-        lines.insert(1, _cut(_escape(summary), room))
+    # Summary first, then the description in what is left; a resolved alert needs only the summary.
+    prose = [text.summary, text.description if alert.status == "firing" else ""]
+    at = 1
+    for paragraph in prose:
+        room = limit - used - 1  # its line break
+        if paragraph and room >= 2:  # at least one character and the "…"
+            cut = _cut(_escape(paragraph), room)
+            lines.insert(at, cut)
+            at += 1
+            used += 1 + _length(cut)
     # Only the bounded first lines can be left over the limit, and only for a tiny one: a guard.
     return _cut("\n".join(lines), limit)
 
@@ -219,14 +220,8 @@ def _context(notification: Notification) -> dict[str, Any]:
 
 
 def _silence_hint(notification: Notification) -> str:
-    """The command that silences exactly this group: only labels all its alerts share."""
-    common = notification.common_labels
-    matchers = [f"{k}={_shell_value(common[k])}" for k in ("alertname", "check") if common.get(k)]
-    return f"monitor silence add {' '.join(matchers)}" if matchers else ""
-
-
-def _shell_value(value: str) -> str:
-    return value if _BARE.match(value) else json.dumps(value, ensure_ascii=False)
+    """The command that silences exactly this group, complete enough to paste (message.silence)."""
+    return message.silence(notification)
 
 
 def _counts(notification: Notification) -> str:
