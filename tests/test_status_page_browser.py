@@ -149,6 +149,7 @@ async def _facts(page: Any) -> dict[str, Any]:
         silences: text('h2 + ul.list code, h2 + p'),
         paymentsError: check('shop_payments').querySelector('.error')?.textContent || '',
         paymentsState: check('shop_payments').querySelector('.badge').textContent,
+        apiValue: check('shop_api').querySelector('.value').textContent,
         apiBars: check('shop_api').querySelectorAll('.strip i.u').length,
         apiSpark: !!check('shop_api').querySelector('svg.spark polyline'),
         apiUptime: [...check('shop_api').querySelectorAll('.uptime b')].map(b => b.textContent),
@@ -178,6 +179,7 @@ async def test_the_status_page_tells_what_is_wrong_at_desktop_and_phone_width(ba
             assert facts["paymentsState"] == "down"
             assert "refused" in facts["paymentsError"].lower()
             assert facts["apiBars"] >= 20 and facts["apiSpark"]
+            assert facts["apiValue"] == "HTTP 200"
             assert facts["apiUptime"] == ["100%", "100%", "100%"]
             assert facts["paymentsUptime"] == ["0.00%", "0.00%", "0.00%"]
             assert facts["overflow"] <= 0, f"the page scrolls sideways at {width}px"

@@ -25,6 +25,8 @@ from monitor.core.durations import format_duration
 from monitor.core.records import AlertRecord
 from monitor.core.secrets import scrub
 from monitor.core.timestamps import rfc3339
+from monitor.core.units import format_quantity
+from monitor.probes import value_unit
 
 STRIP_RUNS = 40  # runs in the history strip and the sparkline
 GROUP_LABEL = "system"
@@ -43,12 +45,12 @@ class PageData:
     uptime: Callable[[str], Mapping[str, float | None]] = lambda name: {}
     waiting: list[tuple[str, int, str]] = field(default_factory=list)  # (receiver, count, last error)
     reload_failure: tuple[float, str] | None = None
-    value_text: Callable[[CheckStatus], str] = lambda status: _plain_value(status)
 
 
-def _plain_value(status: CheckStatus) -> str:
+def _value_text(status: CheckStatus) -> str:
+    """The latest value in its kind's unit ("HTTP 200", "320 ms", "87.5%"), as messages show it."""
     value = status.last.value if status.last is not None else None
-    return "" if value is None else f"{value:g}"
+    return format_quantity(value, value_unit(status.check))
 
 
 def _ago(now: float, at: float) -> str:
@@ -167,7 +169,7 @@ def _check(status: CheckStatus, data: PageData) -> str:
         error = scrub(last.error or "")
     # A failed run's latency is how long it took to fail, not how fast the target answers.
     latency = f"{last.latency * 1000:.0f} ms" if last is not None and last.up else ""
-    value = data.value_text(status)
+    value = _value_text(status)
     description = f'<div class=quiet>{escape(check.description)}</div>' if check.description else ""
     error_html = f'<div class=error>{escape(error)}</div>' if error else ""
     return (
