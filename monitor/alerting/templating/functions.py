@@ -460,7 +460,7 @@ def _b64encode(text: str) -> str:
 
 def _b64decode(text: str) -> str:
     try:
-        return base64.urlsafe_b64decode(text.encode()).decode("utf-8", "replace")
+        return base64.b64decode(text.encode(), altchars=b"-_", validate=True).decode("utf-8", "replace")
     except (binascii.Error, ValueError):
         raise ExecError("illegal base64 data") from None
 

@@ -166,7 +166,7 @@ class _Parser:
     def add_define(self, definition: Definition) -> None:
         existing = self.defines.get(definition.name)
         if existing is not None and not is_empty(existing.body) and not is_empty(definition.body):
-            raise TemplateSyntaxError(definition.line, f"multiple definition of template {definition.name!r}"
+            raise TemplateSyntaxError(definition.line, f'multiple definition of template "{definition.name}"'
                                       f" (first at line {existing.line})")
         if existing is None or is_empty(existing.body):
             self.defines[definition.name] = definition
@@ -275,7 +275,7 @@ class _Parser:
         for token in tokens:
             if assign:
                 if token.value not in self.vars:
-                    raise TemplateSyntaxError(token.line, f"undefined variable {token.value!r}")
+                    raise TemplateSyntaxError(token.line, f'undefined variable "{token.value}"')
             pipe.decl.append(token.value)
         if not assign:
             self.vars.extend(token.value for token in tokens)
@@ -307,7 +307,7 @@ class _Parser:
             term = FieldChain(None, (token.value[1:],), token.line)
         elif token.kind == "variable":
             if token.value not in self.vars:
-                raise TemplateSyntaxError(token.line, f"undefined variable {token.value!r}")
+                raise TemplateSyntaxError(token.line, f'undefined variable "{token.value}"')
             term = Variable(token.value, token.line)
         elif token.kind == "keyword" and token.value in ("true", "false"):
             term = Literal(token.value == "true", token.line)
