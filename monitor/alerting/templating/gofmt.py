@@ -107,7 +107,7 @@ def format_one(verb: str, arg: Any, flags: str = "", precision: int | None = Non
         if isinstance(arg, float):
             return _sign(go_float(arg), flags) if precision is None else _float(arg, "g", flags, precision)
         if _is_int(arg):
-            return _sign(str(arg), flags)
+            return _sign(sprint_value(arg), flags)
         if isinstance(arg, GoStruct) and "+" in flags:
             inner = " ".join(f"{name}:{sprint_value(arg.field(name), 1)}" for name in arg.FIELDS)
             return ("&" if arg.POINTER else "") + "{" + inner + "}"

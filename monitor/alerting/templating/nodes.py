@@ -32,9 +32,10 @@ class Literal:
 
 @dataclass
 class FieldChain:
-    """``.A.B``, ``$x.A.B`` (``receiver`` the Variable) or ``(pipeline).A`` (the Pipe)."""
+    """``.A.B``, ``$x.A.B`` (``receiver`` the Variable), ``(pipeline).A`` (the Pipe) or
+    ``now.UTC`` (the Identifier, called without arguments)."""
 
-    receiver: Dot | Variable | Pipe | None  # None: dot
+    receiver: Variable | Pipe | Identifier | None  # None: dot
     names: tuple[str, ...]
     line: int
 

@@ -334,8 +334,8 @@ class _Parser:
             return term
         if isinstance(term, FieldChain):
             return FieldChain(term.receiver, term.names + tuple(names), term.line)
-        if isinstance(term, (Variable, Pipe, Dot)):
-            return FieldChain(term if not isinstance(term, Dot) else None, tuple(names), token.line)
+        if isinstance(term, (Variable, Pipe, Identifier)):  # `now.UTC`: the function's result
+            return FieldChain(term, tuple(names), token.line)
         raise TemplateSyntaxError(token.line, f"unexpected . after term {token.value!r}")
 
 

@@ -150,7 +150,7 @@ def sprint_value(value: Any, depth: int = 0) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        return _string_method(value) or str(value)  # time.Month, time.Duration print by name
     if isinstance(value, float):
         return go_float(value)
     if isinstance(value, str):
