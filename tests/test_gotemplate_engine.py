@@ -107,6 +107,12 @@ CASES = [
     ('{{ html "<a href=\'x\'>&" }}', "&lt;a href=&#39;x&#39;&gt;&amp;"),
     ('{{ js "it\'s <b>" }}', "it\\'s \\u003Cb\\u003E"),
     ('{{ urlquery "a b&c/d" }}', "a+b%26c%2Fd"),
+    # Alertmanager's string functions
+    ('{{ title "hello wORLD-x they\'re foo_bar" }}', "Hello World-X They're Foo_bar"),
+    ('{{ toUpper "straße" }} {{ toLower "ÀB" }} [{{ trimSpace "\\t x \\n" }}]', "STRAßE àb [x]"),
+    ('{{ reReplaceAll "a(b)" "[$1]" "xabyab" }} {{ reReplaceAll "a*" "X" "baaac" }} {{ reReplaceAll "(?P<n>b)" "${n}$1x" "ab" }}',
+     "x[b]y[b] XbXcX ab"),
+    ('{{ join ", " (stringSlice "a" "b") }} {{ .kv.Values.Join "+" }}', "a, b Down+api"),
 ]
 
 
@@ -211,9 +217,12 @@ def test_run_time_errors_say_which_template_and_line() -> None:
         render(text)
 
 
-def test_output_is_bounded() -> None:
+def test_output_and_work_are_bounded() -> None:
     with pytest.raises(ExecError, match="output longer than"):
         render('{{ range 2000 }}{{ printf "%0500d" 1 }}{{ end }}')
+    with pytest.raises(ExecError, match="^line 1: ran more than 200000 steps$"):
+        render("{{ range 1000000000000 }}{{ end }}")  # counted as it goes, never built
+    assert render('{{ printf "%99999999d|%.99999999f" 1 }}') == "1|%!f(MISSING)"  # widths over 1e6 are ignored
 
 
 def test_deeply_nested_parentheses_are_refused_at_parse() -> None:

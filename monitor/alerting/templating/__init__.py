@@ -13,6 +13,7 @@ data model, with Alertmanager's functions and default templates (docs/notificati
 """
 
 from monitor.alerting.templating.data import template_data
+from monitor.alerting.templating.functions import html_escape
 from monitor.alerting.templating.lexer import TemplateSyntaxError
 from monitor.alerting.templating.render import FAILURES, HTML_PRINTER, escaping, is_template, render_field
 from monitor.alerting.templating.templateset import TemplateLoadError, TemplateProblem, TemplateSet
@@ -27,6 +28,7 @@ __all__ = [
     "TemplateSet",
     "TemplateSyntaxError",
     "escaping",
+    "html_escape",
     "is_template",
     "render_field",
     "template_data",

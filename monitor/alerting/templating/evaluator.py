@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from monitor.alerting.templating.functions import Function
@@ -97,8 +97,8 @@ class Execution:
         return "".join(self.out)
 
     def where(self, message: str) -> str:
-        name = f'"{self.name}"' if self.name else "the field"
-        return f"template {name} line {self.line}: {message}"
+        where = f'template "{self.name}" line {self.line}' if self.name else f"line {self.line}"
+        return f"{where}: {message}"
 
     def fail(self, message: str) -> ExecError:
         return ExecError(self.where(message))
@@ -151,7 +151,7 @@ class Execution:
         decl = node.pipe.decl
         if not node.pipe.is_assign:
             self.vars.extend((name, value) for name in decl)
-        items: list[tuple[Any, Any]]
+        items: Iterable[tuple[Any, Any]]
         if isinstance(value, list):
             items = list(enumerate(value))
         elif isinstance(value, dict):
@@ -159,13 +159,15 @@ class Execution:
         elif isinstance(value, int) and not isinstance(value, bool):
             if len(decl) > 1:
                 raise self.fail(f"can't use {go_type(value)} to iterate over more than one variable")
-            items = [(i, i) for i in range(value)]
+            items = ((i, i) for i in range(value))  # lazily: the step budget ends a huge count
         elif value is None:
             items = []
         else:
             raise self.fail(f"range can't iterate over {sprint_value(value)}")
         inner = len(self.vars)
+        ran = False
         for key, element in items:
+            ran = True
             self.step(node.line)
             if decl:
                 if node.pipe.is_assign:
@@ -186,7 +188,7 @@ class Execution:
                 del self.vars[inner:]
                 break
             del self.vars[inner:]
-        if not items:
+        if not ran:
             self.walk(dot, node.otherwise)
         del self.vars[mark:]
 

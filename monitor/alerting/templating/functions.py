@@ -261,7 +261,9 @@ def _printf(fmt: str, *args: Any) -> str:
 
 # ---- Alertmanager's -----------------------------------------------------------------------------
 
-_WORD = re.compile(r"[^\W_]+(?:['’.][^\W_]+)*|_+", re.UNICODE)
+# A word as Unicode word breaking sees one here: letters, digits and "_", joined across a
+# single apostrophe or period ("they're", "v1.2", "foo_bar" are one word each).
+_WORD = re.compile(r"\w+(?:['’.:]\w+)*")
 
 
 def _title(text: str) -> str:

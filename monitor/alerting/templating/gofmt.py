@@ -38,7 +38,7 @@ def sprintf(fmt: str, args: list[Any]) -> str:
         width: int | None = None
         if i < n and fmt[i] == "*":
             i += 1
-            if arg_index < len(args) and isinstance(args[arg_index], int):
+            if arg_index < len(args) and isinstance(args[arg_index], int) and abs(args[arg_index]) <= 1_000_000:
                 width = args[arg_index]
                 if width < 0:
                     flags += "-"
@@ -51,13 +51,13 @@ def sprintf(fmt: str, args: list[Any]) -> str:
             while i < n and fmt[i].isdigit():
                 i += 1
             if i > start:
-                width = int(fmt[start:i])
+                width = int(fmt[start:i]) if i - start <= 6 else None  # Go ignores widths over 1e6
         precision: int | None = None
         if i < n and fmt[i] == ".":
             i += 1
             if i < n and fmt[i] == "*":
                 i += 1
-                if arg_index < len(args) and isinstance(args[arg_index], int):
+                if arg_index < len(args) and isinstance(args[arg_index], int) and args[arg_index] <= 1_000_000:
                     precision = max(args[arg_index], 0)
                 else:
                     out.append("%!(BADPREC)")
@@ -66,7 +66,7 @@ def sprintf(fmt: str, args: list[Any]) -> str:
                 start = i
                 while i < n and fmt[i].isdigit():
                     i += 1
-                precision = int(fmt[start:i]) if i > start else 0
+                precision = min(int(fmt[start:i][:7] or 0), 1_000_000) if i > start else 0
         if i >= n:
             out.append("%!(NOVERB)")
             break

@@ -73,7 +73,10 @@ def render_field(
     try:
         return (templates or TemplateSet.defaults()).render(text, template_data(notification), printer)
     except (ExecError, TemplateSyntaxError) as err:
-        FAILURES[(notification.receiver, integration, field)] += 1
-        log.error("template_render_failed", receiver=notification.receiver, integration=integration,
-                  field=field, error=one_line(str(err)))
-        return None
+        error = str(err)
+    except Exception as err:  # noqa: BLE001 - a bug here must cost one field, never the page
+        error = f"internal error: {type(err).__name__}: {err}"
+    FAILURES[(notification.receiver, integration, field)] += 1
+    log.error("template_render_failed", receiver=notification.receiver, integration=integration,
+              field=field, error=one_line(error))
+    return None
