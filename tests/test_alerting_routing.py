@@ -644,7 +644,10 @@ def test_an_existing_alertmanager_yml_loads_unchanged() -> None:
     webhook = config.receivers[3].webhook_configs[0]
     assert (webhook.max_alerts, webhook.send_resolved, webhook.timeout) == (20, False, 10.0)
     assert config.receivers[1].slack_configs[0].send_resolved is True  # our default (docs/notifications.md)
-    assert {w.loc[-1] for w in config.warnings()} == {"username", "icon_emoji", "http_config", "description", "details"}
+    assert {w.loc[-1] for w in config.warnings()} == {"username", "icon_emoji", "http_config"}
+    # PagerDuty's description and details are templates rendered per notification (docs/notifications.md).
+    assert pagerduty.description == "{{ .CommonAnnotations.summary }}"
+    assert pagerduty.details == {"runbook": "{{ .CommonAnnotations.runbook_url }}"}
 
     rule = config.inhibit_rules[1]
     assert [str(m) for m in rule.sources] == ['alertname="DatabaseDown"']

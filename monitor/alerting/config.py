@@ -20,11 +20,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from pydantic import BeforeValidator, Field, create_model, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, create_model, field_validator, model_validator
 
 from monitor.alerting.matchers import Matcher, Matchers, from_legacy
 from monitor.alerting.receivers import RECEIVERS
 from monitor.alerting.receivers.options import Lenient
+from monitor.alerting.templating import TemplateSet, TemplateSyntaxError
 from monitor.alerting.time_intervals import TimeInterval
 from monitor.core.durations import Duration
 from monitor.core.labels import is_label_name
@@ -221,6 +222,33 @@ class AlertingConfig(Model):
     time_intervals: list[TimeInterval] = Field(default_factory=list)
 
     SECTIONS: ClassVar[tuple[str, ...]] = ("receivers", "route", "inhibit_rules", "time_intervals")
+    _templates: TemplateSet | None = PrivateAttr(default=None)
+
+    @property
+    def templates(self) -> TemplateSet:
+        """The default templates plus the ``templates:`` files (``use_templates``)."""
+        return self._templates or TemplateSet.defaults()
+
+    def use_templates(self, templates: TemplateSet) -> list[tuple[Loc, str]]:
+        """Render receivers' templated fields with these templates; returns the fields whose
+        template does not parse or calls a template that is not defined, with their paths."""
+        self._templates = templates
+        problems: list[tuple[Loc, str]] = []
+        for r_index, receiver in enumerate(self.receivers):
+            for kind, index, config in receiver.integrations():
+                for name in config.templated_fields:
+                    value = getattr(config, name)
+                    texts = value.items() if isinstance(value, Mapping) else [(None, value)]
+                    for key, text in texts:
+                        if not isinstance(text, str) or "{{" not in text:
+                            continue
+                        loc: Loc = ("receivers", r_index, kind, index, name, *(() if key is None else (key,)))
+                        try:
+                            templates.compile(text)
+                        except TemplateSyntaxError as err:
+                            where = f" (line {err.line} of the template)" if "\n" in text.strip() else ""
+                            problems.append((loc, f"{format_loc(loc)}: template: {err.message}{where}"))
+        return problems
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> AlertingConfig:

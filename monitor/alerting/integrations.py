@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from monitor.alerting.config import AlertingConfig
 from monitor.alerting.receivers import RECEIVERS, Integration, Lenient
+from monitor.alerting.templating import TemplateSet
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,20 @@ def build_targets(config: AlertingConfig) -> dict[str, list[Target]]:
     out: dict[str, list[Target]] = {}
     for receiver in config.receivers:
         out[receiver.name] = [
-            Target(target_name(receiver.name, key, index), receiver.name, build_integration(key, entry))
+            Target(target_name(receiver.name, key, index), receiver.name,
+                   build_integration(key, entry, config.templates))
             for key, index, entry in receiver.integrations()
         ]
     return out
 
 
-def build_integration(config_key: str, entry: Lenient) -> Integration:
-    """The integration for one entry of ``config_key`` (``slack_configs``...), built by its module."""
-    return RECEIVERS[config_key].build(entry)
+def build_integration(config_key: str, entry: Lenient, templates: TemplateSet | None = None) -> Integration:
+    """The integration for one entry of ``config_key`` (``slack_configs``...), built by its module.
+
+    An integration with templated fields has a ``templates`` attribute: it gets the config's
+    template set (the defaults and the ``templates:`` files) to render them with.
+    """
+    integration = RECEIVERS[config_key].build(entry)
+    if templates is not None and hasattr(integration, "templates"):
+        setattr(integration, "templates", templates)  # noqa: B010 - not part of the Integration protocol
+    return integration

@@ -17,11 +17,13 @@ import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from monitor.alerting.config import AlertingConfig, AlertingConfigError
+from monitor.alerting.templating import TemplateLoadError, TemplateSet
 from monitor.config.errors import ConfigError, Problem
 from monitor.config.main import EnvSettings, GlobalConfig, MainConfig
 from monitor.config.secret_values import secrets_in
 from monitor.config.yaml_source import SourceMap, load_yaml
 from monitor.core import secrets
+from monitor.core.results import one_line
 from monitor.core.secrets import MIN_SECRET_LENGTH, credential_name, mask_url_queries, redact
 from monitor.probes import PROBES, CheckBase, CheckConfig
 from monitor.rules.model import LoadedRule, Location, RuleFile
@@ -93,6 +95,8 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
         except ConfigError as err:
             problems.extend(err.problems)
 
+    problems.extend(_load_templates(main.templates, base, source, data, alerting))
+
     rules: list[LoadedRule] = []
     for file in _expand(main.rule_files, base, source, data, "rule_files", problems):
         try:
@@ -124,6 +128,46 @@ def _load_alerting(data: dict[str, Any], source: SourceMap) -> AlertingConfig:
         log.warning("config_option_ignored", where=f"{source.file}:{source.line_of(data, warning.loc)}",
                     detail=warning.message)
     return alerting
+
+
+TEMPLATE_FILE_LIMIT = 1024 * 1024  # bytes of one template file
+
+
+def _load_templates(patterns: list[str], base: Path, source: SourceMap, data: dict[str, Any],
+                    alerting: AlertingConfig) -> list[Problem]:
+    """Read the ``templates:`` files (globs relative to the main file, as Alertmanager) and
+    check every templated receiver field against them. A template file's problems point at
+    its own line and name the config line that lists it."""
+    problems: list[Problem] = []
+    sources: list[tuple[str, str]] = []
+    listed: dict[str, int] = {}
+    for index, pattern in enumerate(patterns):
+        line = source.line_of(data, ("templates", index))
+        full = pattern if os.path.isabs(pattern) else str(base / pattern)
+        matches = sorted(glob.glob(full))
+        if not matches and not glob.has_magic(pattern):
+            problems.append(Problem(source.file, line, f"templates: {pattern!r} not found"))
+        for match in matches:
+            file = Path(match)
+            if str(file) in listed:
+                continue
+            listed[str(file)] = line
+            try:
+                if file.stat().st_size > TEMPLATE_FILE_LIMIT:
+                    raise ValueError(f"larger than {TEMPLATE_FILE_LIMIT} bytes")
+                sources.append((str(file), file.read_text(encoding="utf-8")))
+            except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
+                problems.append(Problem(str(file), 1, f"cannot read template file: {one_line(str(err))}"))
+    try:
+        templates = TemplateSet.from_sources(sources)
+    except TemplateLoadError as err:
+        return problems + [
+            Problem(p.source, p.line, f"template: {p.message} (file listed in templates: at {source.file}:"
+                                      f"{listed.get(p.source, 1)})")
+            for p in err.problems
+        ]
+    problems.extend(source.problem(data, loc, message) for loc, message in alerting.use_templates(templates))
+    return problems
 
 
 def _apply_environment(main: MainConfig) -> MainConfig:

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.exposition import choose_encoder
 
 from monitor import __version__
+from monitor.alerting.templating import FAILURES as TEMPLATE_FAILURES
 from monitor.check_status import CheckStatuses
 from monitor.http.exposition import render_alerts, render_checks, render_slos
 from monitor.rules.engine import RuleEngine
@@ -41,6 +42,7 @@ class DaemonMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         if writer is not None:
             self.registry.register(_StoreCollector(writer))
+        self.registry.register(_TemplateCollector())
         self.scheduler_lag = Histogram(
             "monitor_scheduler_lag_seconds", "Actual start of a check run minus its planned start.",
             buckets=LAG_BUCKETS, registry=self.registry,
@@ -83,3 +85,15 @@ class _StoreCollector(Collector):
         yield GaugeMetricFamily("monitor_state_changes_pending",
                                 "State changes (alert states, notifications) not yet durable.",
                                 value=float(self._writer.backlog))
+
+
+class _TemplateCollector(Collector):
+    """Notification templates that failed while rendering (each fell back to the default)."""
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily("monitor_notification_template_failures",
+                                     "Templated receiver fields that failed to render and fell back to the default.",
+                                     labels=["receiver", "integration", "field"])
+        for (receiver, integration, field), count in sorted(TEMPLATE_FAILURES.items()):
+            family.add_metric([receiver, integration, field], float(count))
+        yield family

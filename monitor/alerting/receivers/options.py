@@ -24,6 +24,9 @@ class Lenient(Model):
     drops them, remembering which ones it saw so they can be reported."""
 
     ignored_options: ClassVar[frozenset[str]] = frozenset()
+    # Fields Alertmanager treats as templates: checked against the template files at load
+    # and rendered per notification when they contain "{{" (monitor.alerting.templating).
+    templated_fields: ClassVar[tuple[str, ...]] = ()
     _ignored: tuple[str, ...] = PrivateAttr(default=())
 
     @model_validator(mode="wrap")

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal, TypeGuard
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from monitor.core.timestamps import rfc3339
 from monitor.alerting.model import Alert, Notification
@@ -24,6 +24,7 @@ from monitor.alerting.receivers.base import (
     truncate,
 )
 from monitor.alerting.receivers.options import COMMON_IGNORED, Lenient, Url
+from monitor.alerting.templating import TemplateSet, render_field
 from monitor.core.durations import Duration
 from monitor.core.labels import SEVERITIES
 
@@ -57,9 +58,10 @@ class PagerDutyConfig(Lenient):
     """One ``pagerduty_configs`` entry as written: a PagerDuty Events API v2 receiver."""
 
     ignored_options: ClassVar[frozenset[str]] = COMMON_IGNORED | {
-        "routing_key_file", "service_key", "service_key_file", "client", "client_url",
-        "description", "details", "images", "links", "source", "class", "component", "group",
+        "routing_key_file", "service_key", "service_key_file",
+        "images", "links", "source", "class", "component", "group",
     }  # fmt: skip
+    templated_fields: ClassVar[tuple[str, ...]] = ("description", "client", "client_url", "details")
 
     routing_key: SecretStr
     url: Url = DEFAULT_URL
@@ -67,6 +69,11 @@ class PagerDutyConfig(Lenient):
     severity: Severity | None = None
     send_resolved: bool = True
     timeout: Duration | None = None
+    # Alertmanager templates; unset: our own summary, "monitor", external_url, no extra details.
+    description: str | None = None
+    client: str | None = None
+    client_url: str | None = None
+    details: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("severity", mode="before")
     @classmethod
@@ -91,8 +98,13 @@ class PagerDutyConfig(Lenient):
 
 def build(config: PagerDutyConfig) -> PagerDutyIntegration:
     """The integration for one entry; the routing key leaves its SecretStr only here."""
-    return PagerDutyIntegration(config.routing_key.get_secret_value(), url=config.url, severity=config.severity,
-                                send_resolved=config.send_resolved, timeout=config.timeout or DEFAULT_TIMEOUT)
+    integration = PagerDutyIntegration(config.routing_key.get_secret_value(), url=config.url,
+                                       severity=config.severity, send_resolved=config.send_resolved,
+                                       timeout=config.timeout or DEFAULT_TIMEOUT)
+    integration.texts = {"description": config.description, "client": config.client,
+                         "client_url": config.client_url}
+    integration.details = config.details
+    return integration
 
 
 def dedup_key(receiver: str, group_key: str) -> str:
@@ -125,6 +137,9 @@ class PagerDutyIntegration:
 
     name = "pagerduty"
     resends = False
+    templates: TemplateSet | None = None  # set by build_targets: the config's template files
+    texts: dict[str, str | None] = {}  # description, client, client_url as configured
+    details: dict[str, str] = {}  # extra custom_details, each value a template
 
     def __init__(
         self,
@@ -156,6 +171,11 @@ class PagerDutyIntegration:
             return {"routing_key": self.routing_key, "event_action": "resolve", "dedup_key": key}
         firing = [a for a in notification.alerts if a.status == "firing"]
         resolved = [a for a in notification.alerts if a.status == "resolved"]
+        # Rendered once: _fit builds the event several times when it has to shrink it.
+        summary = self._render("description", notification) or _summary(notification, firing)
+        client = self._render("client", notification) or "monitor"
+        client_url = self._render("client_url", notification) or notification.external_url
+        extra = self._details(notification)
 
         def trigger(custom_details: dict[str, Any], links: list[dict[str, str]]) -> dict[str, Any]:
             event: dict[str, Any] = {
@@ -163,22 +183,30 @@ class PagerDutyIntegration:
                 "event_action": "trigger",
                 "dedup_key": key,
                 "payload": {
-                    "summary": truncate(_summary(notification, firing), SUMMARY_LIMIT),
+                    "summary": truncate(summary, SUMMARY_LIMIT),
                     "source": truncate(_source(notification), SOURCE_LIMIT),
                     # Severity follows what is firing now, not what already recovered.
                     "severity": self.severity or severity_of(firing),
                     "timestamp": rfc3339(min(a.starts_at for a in firing)),
-                    "custom_details": custom_details,
+                    "custom_details": {**custom_details, **extra},
                 },
-                "client": "monitor",
+                "client": client,
             }
-            if notification.external_url:
-                event["client_url"] = notification.external_url
+            if client_url:
+                event["client_url"] = client_url
             if links:
                 event["links"] = links
             return event
 
         return _fit(trigger, notification, firing, resolved)
+
+    def _render(self, field: str, notification: Notification, text: str | None = None) -> str | None:
+        return render_field(self.templates, self.texts.get(field) if text is None else text, notification,
+                            integration=self.name, field=field)
+
+    def _details(self, notification: Notification) -> dict[str, str]:
+        rendered = {key: self._render(f"details.{key}", notification, value) for key, value in self.details.items()}
+        return {key: truncate(value, VALUE_CAPS[0]) for key, value in rendered.items() if value is not None}
 
 
 _Trigger = Callable[[dict[str, Any], list[dict[str, str]]], dict[str, Any]]

@@ -18,6 +18,7 @@ from monitor.alerting.receivers.base import (
     post,
 )
 from monitor.alerting.receivers.options import COMMON_IGNORED, Lenient, SecretUrl
+from monitor.alerting.templating import TemplateSet, render_field
 from monitor.core.durations import Duration
 
 # Slack's documented limits; a message over any of them is rejected whole with a 400, which
@@ -58,6 +59,7 @@ class SlackConfig(Lenient):
         "color", "fallback", "fields", "footer", "mrkdwn_in", "pretext", "short_fields",
         "title_link", "image_url", "thumb_url", "update_message",
     }  # fmt: skip
+    templated_fields: ClassVar[tuple[str, ...]] = ("title", "text", "channel")
 
     api_url: SecretUrl  # the webhook URL is the credential
     channel: str | None = None
@@ -78,12 +80,14 @@ class SlackIntegration:
     """One ``slack_configs`` entry.
 
     ``title`` replaces the group title in the header and fallback text; ``text`` replaces the
-    per-alert sections with one section. Both are literal text (rendered upstream if templated).
+    per-alert sections with one section. Either, and ``channel``, may be an Alertmanager
+    template (docs/notifications.md, "Templates"); one that fails falls back to the default.
     The webhook URL is a credential and never appears in errors.
     """
 
     name = "slack"
     resends = False
+    templates: TemplateSet | None = None  # set by build_targets: the config's template files
 
     def __init__(
         self,
@@ -108,7 +112,7 @@ class SlackIntegration:
         await post(client, self.api_url, content=encode(self.payload(wanted)), timeout=self.timeout)
 
     def payload(self, notification: Notification) -> dict[str, Any]:
-        title = self.title or group_title(notification)
+        title = self._render(self.title, notification, "title") or group_title(notification)
         # The top-level text is mrkdwn too (and is what notifications preview): a label value
         # holding `<!channel>` must not ping a whole channel.
         fallback = _cut(_escape(title), FALLBACK_LIMIT)
@@ -121,9 +125,13 @@ class SlackIntegration:
                 "text": _counts(notification),
             }],
         }
-        if self.channel:
-            payload["channel"] = self.channel
+        channel = self._render(self.channel, notification, "channel")
+        if channel:
+            payload["channel"] = channel
         return payload
+
+    def _render(self, text: str | None, notification: Notification, field: str, **escape: Any) -> str | None:
+        return render_field(self.templates, text, notification, integration=self.name, field=field, **escape)
 
     def _blocks(self, notification: Notification, title: str) -> list[dict[str, Any]]:
         # The coloured mark and the severity lead the header, so critical, warning and resolved
@@ -137,10 +145,12 @@ class SlackIntegration:
         # What the sections may hold in all: the budget, less what header and context took.
         budget = BLOCKS_TEXT_BUDGET - _block_text_length(header) - _block_text_length(context)
         body: list[dict[str, Any]] = []
-        if self.text is not None:
+        # Escaped mrkdwn: literal text whole; a template's values only, so it can write links.
+        text = self._render(self.text, notification, "text", escape=_escape)
+        if text is not None:
             # Slack refuses a section with empty text: an empty `text` means no section at all.
-            if self.text.strip():
-                body.append(_section(_escape(self.text), min(SECTION_LIMIT, budget)))
+            if text.strip():
+                body.append(_section(text, min(SECTION_LIMIT, budget)))
         else:
             # Firing first: on a mixed message the broken things are what the reader needs.
             ordered = sorted(notification.alerts, key=lambda a: a.status != "firing")
