@@ -19,6 +19,20 @@ class Outcome(str, Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class SeriesValue:
+    """One series of a query result that has several (docs/configuration.md, `metrics`): its
+    labels, sorted by name (without ``__name__``, renamed where they would collide with the
+    check's own labels), and its value. Rules give one alert per series; ``/metrics``
+    exports ``monitor_check_value`` per series."""
+
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+    def label_dict(self) -> dict[str, str]:
+        return dict(self.labels)
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
     up: bool
     value: float | None = None
@@ -27,6 +41,9 @@ class Result:
     error: str | None = None
     outcome: Outcome = Outcome.SUCCESS
     at: float = 0.0  # wall-clock time the run started, filled in by the runner
+    # Set when the value is a vector of labelled series (the PromQL kinds): each is judged
+    # and exported on its own; `value` is then the one series' value, or None for several.
+    series: tuple[SeriesValue, ...] = ()
 
     @staticmethod
     def failed(error: str, latency: float = 0.0, detail: dict[str, Any] | None = None,
