@@ -98,10 +98,20 @@ class Target:
     scrapes: int = 0  # successful scrapes since the state was made
     last_scrape_at: float | None = None
 
+    names: frozenset[str] | None = None  # the metric names the query reads; None: any
+
     @classmethod
     def for_check(cls, check: MetricsCheck) -> Target:
         query = check.compiled_query
-        return cls(query, SeriesStore(query.selectors, query.retention, check.max_series))
+        names = frozenset(s.name for s in query.selectors if s.name is not None)
+        every = any(s.name is None for s in query.selectors)  # `{job="x"}`: any name
+        return cls(query, SeriesStore(query.selectors, query.retention, check.max_series),
+                   names=None if every else names)
+
+    @property
+    def cache_limit(self) -> int:
+        # The parse cache holds label sets of the names the query reads: about the kept series.
+        return 2 * self.store.max_series + 1000
 
     def failed(self, at: float) -> None:
         with self.lock:
@@ -116,7 +126,7 @@ class Target:
                 self.store.mark_scrape_failed(at)
                 return f"scrape is not UTF-8 text (byte {err.start}){_content_type_hint(content_type)}"
             try:
-                scrape = parse(text, content_type, self.cache)
+                scrape = parse(text, content_type, self.cache, self.cache_limit, self.names)
             except ExpositionError as err:
                 self.store.mark_scrape_failed(at)
                 return f"{err}{_content_type_hint(content_type)}"
@@ -124,7 +134,7 @@ class Target:
                 self.store.append_scrape(at, scrape.samples)
             except SeriesLimitError as err:  # the store has marked the scrape failed
                 return f"{err} (max_series); raise max_series or narrow the query's selectors"
-            self.scraped, self.scrapes, self.last_scrape_at = len(scrape.samples), self.scrapes + 1, at
+            self.scraped, self.scrapes, self.last_scrape_at = scrape.count, self.scrapes + 1, at
             try:
                 return evaluate(self.query, self.store, at)
             except PromQLError as err:

@@ -53,9 +53,11 @@ class ExpositionError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Scrape:
-    """One parsed answer: (name, labels without ``__name__``, value, timestamp in seconds or None)."""
+    """One parsed answer: (name, labels without ``__name__``, value, timestamp in seconds or
+    None) of each sample whose name was asked for; ``count`` counts every sample."""
 
     samples: list[tuple[str, Labels, float, float | None]]
+    count: int
     openmetrics: bool
 
 
@@ -64,8 +66,11 @@ def is_openmetrics(content_type: str) -> bool:
 
 
 def parse(text: str, content_type: str = "text/plain", cache: ParseCache | None = None,
-          cache_limit: int = 100_000) -> Scrape:
-    """Parse one answer; raises ExpositionError (one line, with the line number)."""
+          cache_limit: int = 100_000, names: frozenset[str] | None = None) -> Scrape:
+    """Parse one answer; raises ExpositionError (one line, with the line number).
+
+    With ``names``, only samples of those metric names are returned (and their label sets
+    cached); every line is still checked, since one bad line fails the scrape."""
     openmetrics = is_openmetrics(content_type)
     if cache is None:
         cache = {}
@@ -73,6 +78,7 @@ def parse(text: str, content_type: str = "text/plain", cache: ParseCache | None 
         cache.clear()  # a target whose label values churn must not grow it for ever
     samples: list[tuple[str, Labels, float, float | None]] = []
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    seen_raw: set[tuple[str, str]] = set()  # series not asked for, by their text
     append, add = samples.append, seen.add
     lines = text.split("\n")
     if openmetrics:
@@ -81,7 +87,8 @@ def parse(text: str, content_type: str = "text/plain", cache: ParseCache | None 
         if not lines or lines[-1].rstrip("\r") != "# EOF":
             raise ExpositionError("data does not end with # EOF")
         lines.pop()
-    names: set[str] = set()  # metric names already checked in this answer
+    checked: set[str] = set()  # metric names already checked in this answer
+    count = 0
     for number, line in enumerate(lines, 1):
         if not line or line.isspace():
             if openmetrics:
@@ -108,10 +115,24 @@ def parse(text: str, content_type: str = "text/plain", cache: ParseCache | None 
             if not 1 <= len(parts) <= 2:
                 raise _error(number, _why(line), line)
             value_text, ts_text = parts[0], parts[1] if len(parts) == 2 else None
-        if name not in names:
+        if name not in checked:
             if _NAME_RE.fullmatch(name) is None:
                 raise _error(number, _why(line), line)
-            names.add(name)
+            checked.add(name)
+        count += 1
+        if names is not None and name not in names:
+            # Not read by the query: checked, never parsed into labels or kept.
+            if label_text is not None and _LABELS_RE.fullmatch(label_text) is None:
+                raise _error(number, "invalid label set", line)
+            if _float(value_text) is None:
+                raise _error(number, f"invalid value {value_text!r}", line)
+            if ts_text is not None and _timestamp(ts_text, openmetrics) is None:
+                raise _error(number, f"invalid timestamp {ts_text!r}", line)
+            raw = (name, label_text or "")
+            if raw in seen_raw:
+                raise _error(number, "duplicate series in one scrape", line)
+            seen_raw.add(raw)
+            continue
         if label_text is None:
             labels: Labels = {}
             key: tuple[tuple[str, str], ...] = ()
@@ -134,7 +155,7 @@ def parse(text: str, content_type: str = "text/plain", cache: ParseCache | None 
             raise _error(number, "duplicate series in one scrape", line)
         add(series)
         append((name, labels, value, ts))
-    return Scrape(samples, openmetrics)
+    return Scrape(samples, count, openmetrics)
 
 
 def _slow(number: int, line: str, openmetrics: bool) -> tuple[str, str | None, str, str | None]:
@@ -161,8 +182,9 @@ def _labels(number: int, text: str, line: str) -> tuple[Labels, tuple[tuple[str,
             raise _error(number, "__name__ given as a label", line)
         labels[name] = value
     # Prometheus drops empty label values: `a=""` is the same series as no `a`.
-    for name in [n for n, v in labels.items() if v == ""]:
-        del labels[name]
+    if '""' in text:
+        for name in [n for n, v in labels.items() if v == ""]:
+            del labels[name]
     return labels, tuple(sorted(labels.items()))
 
 
