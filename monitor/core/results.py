@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -50,6 +51,13 @@ class Result:
                value: float | None = None) -> Result:
         return Result(up=False, value=value, latency=latency, detail=detail or {},
                       error=one_line(error), outcome=Outcome.FAILURE)
+
+
+def json_number(value: float) -> float | str:
+    """A value as JSON can carry it: NaN and the infinities spelled as Prometheus' API does."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
 
 
 def redact(text: str) -> str:

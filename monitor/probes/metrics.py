@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import math
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -26,13 +25,14 @@ from typing import Any, Literal
 
 from pydantic import ByteSize, Field, PrivateAttr, field_validator
 
-from monitor.core.labels import RESERVED_LABELS, with_series_labels
-from monitor.core.results import Result, SeriesValue
+from monitor.core.labels import RESERVED_LABELS, is_label_name, with_series_labels
+from monitor.core.results import Result, SeriesValue, json_number
 from monitor.probes.base import CheckBase, ProbeEnv
 from monitor.probes.fetch import FETCH_ERRORS, Request, fetch, fetch_error, http_url
 from monitor.probes.http import TlsOptions
 from monitor.promql import PromQLError, Query, Sample, SeriesLimitError, SeriesStore, compile_query, evaluate
 from monitor.promql.exposition import ACCEPT, ExpositionError, ParseCache, parse
+from monitor.promql.query import LOOKBACK_MS
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 DEFAULT_MAX_SERIES = 10_000
@@ -148,9 +148,18 @@ def _content_type_hint(content_type: str) -> str:
     return f" (Content-Type: {kind[:60]}; not a metrics endpoint?)"
 
 
+def target_of(check: MetricsCheck, env: ProbeEnv) -> Target:
+    """The check's kept state in ``env``: new when url, query or max_series changed."""
+    return env.check_state(check.name, (check.url, check.query, check.max_series), lambda: Target.for_check(check))
+
+
+def reads_ranges(check: MetricsCheck) -> bool:
+    """Whether the query has a range selector (`[5m]`): it needs samples of earlier scrapes."""
+    return check.compiled_query.retention * 1000 > LOOKBACK_MS
+
+
 async def probe(check: MetricsCheck, deadline: float, env: ProbeEnv) -> Result:
-    target = env.check_state(check.name, (check.url, check.query, check.max_series),
-                             lambda: Target.for_check(check))
+    target = target_of(check, env)
     at = env.clock.time()
     started = time.perf_counter()
     handed_over = False
@@ -212,6 +221,9 @@ def series_values(samples: Iterable[tuple[Mapping[str, str], float]], check_labe
     taken = {*check_labels, *RESERVED_LABELS}
     for labels, value in samples:
         own = sorted((k, v) for k, v in labels.items() if k != "__name__")
+        bad = next((k for k, _ in own if not is_label_name(k) or k.startswith("__")), None)
+        if bad is not None:  # a server's answer: it becomes metric and alert labels here
+            raise ValueError(f"query result has an invalid label name {_shown_name(bad)}")
         merged = with_series_labels({}, own, taken)
         key = tuple(sorted(merged.items()))
         if key in out:
@@ -221,13 +233,10 @@ def series_values(samples: Iterable[tuple[Mapping[str, str], float]], check_labe
     return [out[key] for key in sorted(out)]
 
 
+def _shown_name(name: str) -> str:
+    return repr(name if len(name) <= 60 else name[:59] + "…")
+
+
 def _shown(labels: tuple[tuple[str, str], ...]) -> str:
     text = ",".join(f'{k}="{v}"' for k, v in labels)
     return text if len(text) <= 120 else text[:119] + "…"
-
-
-def json_number(value: float) -> float | str:
-    """A value as JSON can carry it: non-finite ones spelled as Prometheus' API does."""
-    if math.isfinite(value):
-        return value
-    return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
