@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-OPTIONAL = ("aiormq", "pamqp", "asyncmy", "dns")
+OPTIONAL = ("aiormq", "pamqp", "asyncmy", "dns", "promql_parser")
 
 
 def test_the_daemon_and_every_probe_module_import_without_optional_clients() -> None:
