@@ -15,3 +15,11 @@ def test_the_daemon_and_every_probe_module_import_without_optional_clients() -> 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", f"loaded at import: {done.stdout.strip()}"
+
+
+def test_the_promql_engine_loads_its_parser_only_to_compile_a_query() -> None:
+    code = ("import sys, monitor.promql; before = 'promql_parser' in sys.modules; "
+            "monitor.promql.compile_query('up'); print(before, 'promql_parser' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import calendar
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -38,7 +38,7 @@ from .nodes import (
 )
 from .quantile import bucket_quantile, quantile
 from .query import LOOKBACK_MS, Query
-from .store import SeriesStore, is_stale, to_ms
+from .store import Series, SeriesStore, is_stale, to_ms
 
 Vector = list[tuple[Labels, float]]
 Value = float | Vector | str
@@ -99,6 +99,8 @@ _COMPARE = {
     ">=": lambda a, b: a >= b,
     "<=": lambda a, b: a <= b,
 }
+# Arithmetic drops the metric name; comparisons (without bool) and atan2 keep it.
+_DROPS_NAME = frozenset({"+", "-", "*", "/", "%", "^"})
 _LABEL_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789")
 
 
@@ -176,25 +178,25 @@ class _Evaluator:
             out.append((series.labels, value, t))
         return out
 
-    def ranges(self, node: MatrixSel) -> list[tuple[Labels, list[int], list[float]]]:
+    def ranges(self, node: MatrixSel) -> list[tuple[Series, Sequence[int], Sequence[float]]]:
         maxt = self.t - node.vector.offset_ms
         mint = maxt - node.range_ms
-        out: list[tuple[Labels, list[int], list[float]]] = []
+        out: list[tuple[Series, Sequence[int], Sequence[float]]] = []
         for series in self.store.series_for(node.vector.selector):
             ts = series.ts
             lo = bisect_left(ts, mint)
             hi = bisect_right(ts, maxt)
             if lo >= hi:
                 continue
-            times = ts[lo:hi].tolist()
-            values = series.values[lo:hi].tolist()
+            times: Sequence[int] = ts[lo:hi]
+            values: Sequence[float] = series.values[lo:hi]
             if series.has_stale:
                 kept = [(t, v) for t, v in zip(times, values) if not (v != v and is_stale(v))]
                 if not kept:
                     continue
                 times = [t for t, _ in kept]
                 values = [v for _, v in kept]
-            out.append((series.labels, times, values))
+            out.append((series, times, values))
         return out
 
     # -- functions ----------------------------------------------------------------------
@@ -271,7 +273,7 @@ class _Evaluator:
             other = node.args[0] if name == "quantile_over_time" else node.args[1]
             param = self.scalar(other)
         out: Vector = []
-        for labels, ts, vs in series:
+        for one, ts, vs in series:
             value: float | None
             if name == "rate":
                 value = rf.extrapolated_rate(ts, vs, mint, maxt, range_seconds, True, True)
@@ -321,7 +323,7 @@ class _Evaluator:
                 continue
             # last_over_time acts like an offset and keeps the metric name; every other
             # range function drops it.
-            out.append((labels if name == "last_over_time" else lbl.drop_name(labels), value))
+            out.append((one.labels if name == "last_over_time" else one.unnamed, value))
         return _check_unique(out)
 
     def histogram_quantile(self, q: float, vec: Vector) -> Vector:
@@ -330,9 +332,10 @@ class _Evaluator:
             bound = gomath.parse_go_float(lbl.get(labels, lbl.BUCKET))
             if bound is None:  # no le label, or not a number: Prometheus skips the sample
                 continue
-            key = tuple(p for p in labels if p[0] != lbl.NAME and p[0] != lbl.BUCKET)
+            # Grouped by every label but le (the metric name too), output without the name.
+            key = tuple(p for p in labels if p[0] != lbl.BUCKET)
             groups.setdefault(key, []).append((bound, value))
-        return [(key, bucket_quantile(q, buckets)) for key, buckets in groups.items()]
+        return _check_unique([(lbl.drop_name(key), bucket_quantile(q, buckets)) for key, buckets in groups.items()])
 
     # -- aggregations -------------------------------------------------------------------
 
@@ -436,7 +439,7 @@ def _vector_scalar(op: str, vec: Vector, scalar: float, swap: bool, return_bool:
             value = 1.0 if keep else 0.0
             keep = True
         if keep:
-            out.append((lbl.drop_name(labels) if (arith is not None or return_bool) else labels, value))
+            out.append((lbl.drop_name(labels) if (op in _DROPS_NAME or return_bool) else labels, value))
     return out
 
 
@@ -522,7 +525,7 @@ def _vector_binop(op: str, lhs: Vector, rhs: Vector, node: Binary) -> Vector:
         # on() labels (or less the ignoring() ones) for one-to-one, plus group_x labels
         # taken from the "one" side.
         metric = labels
-        if arith is not None:
+        if op in _DROPS_NAME:
             metric = lbl.drop_name(metric)
         if card == ONE_TO_ONE:
             metric = lbl.keep(metric, names) if node.on else lbl.without(metric, names)
@@ -607,7 +610,7 @@ def _aggregate(op: str, grouping: tuple[str, ...], without: bool, param: float, 
                     continue
                 if not math.isinf(v) and v == v:
                     continue
-            group.mean = mean + v / group.count - mean / group.count
+            group.mean = mean + (v / group.count - mean / group.count)
         elif op == "max":
             if group.value < v or group.value != group.value:
                 group.value = v

@@ -8,6 +8,7 @@ function or construct, so a query never silently gets a different answer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -38,6 +39,10 @@ from .selector import EQUAL, NOT_EQUAL, NOT_REGEX, REGEX, Matcher, Selector
 LOOKBACK_MS = 300_000  # Prometheus' default --query.lookback-delta, 5m
 MAX_QUERY_LENGTH = 10_000  # characters; a runbook query is a line or two
 
+# Functions Prometheus 2.42 has that the parser (which follows later versions) no longer knows.
+_PROMETHEUS_2_42_ONLY = frozenset({"holt_winters"})
+_UNKNOWN_FUNCTION = re.compile(r"unknown function with name '([^']*)'")
+
 _SET_OPS = frozenset({"and", "or", "unless"})
 _COMPARISONS = frozenset({"==", "!=", ">", "<", ">=", "<="})
 _ARITHMETIC = frozenset({"+", "-", "*", "/", "%", "^", "atan2"})
@@ -62,12 +67,17 @@ def compile_query(text: str) -> Query:
         raise PromQLError(f"query is {len(text)} characters long, over the limit of {MAX_QUERY_LENGTH}")
     if not text.strip():
         raise PromQLError("query is empty")
+    _check_2_42_syntax(text)
     import promql_parser  # lazily: see the module docstring
 
     try:
         parsed = promql_parser.parse(text)
     except ValueError as err:
-        raise PromQLError(f"parse error: {_one_line(str(err))}") from None
+        message = _one_line(str(err))
+        unknown = _UNKNOWN_FUNCTION.fullmatch(message)
+        if unknown and unknown.group(1) in _PROMETHEUS_2_42_ONLY:
+            raise PromQLError(f"unsupported function {unknown.group(1)}") from None
+        raise PromQLError(f"parse error: {message}") from None
     except Exception as err:  # the binding may raise its own types on odd input
         raise PromQLError(f"parse error: {_one_line(str(err)) or type(err).__name__}") from None
     builder = _Builder(promql_parser)
@@ -77,6 +87,42 @@ def compile_query(text: str) -> Query:
     selectors = tuple(dict.fromkeys(builder.selectors))
     retention = (builder.longest_ms + LOOKBACK_MS) / 1000
     return Query(text=text, root=root, selectors=selectors, retention=retention)
+
+
+# The parser follows later Prometheus versions, whose grammar grew: numbers and durations
+# became interchangeable ("x + 1m", "rate(x[5])", "offset 90") and names may be quoted
+# UTF-8. Prometheus 2.42 refuses all of these; so does this engine, rather than answer a
+# query Prometheus would reject.
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_DURATION = r"(?:\d+(?:ms|[smhdwy]))+"
+_BRACES = re.compile(r"\{([^{}]*)\}")
+_BRACKETS = re.compile(r"\[([^\]]*)\]")
+_OFFSET = re.compile(r"\boffset\b\s*(-?)\s*([^\s()\[\]{},]*)", re.IGNORECASE)
+_DURATION_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:ms|[smhdwy])(?![\w.])")
+_LEGACY_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def _check_2_42_syntax(text: str) -> None:
+    plain = _STRING.sub('""', text)
+    for inside in _BRACKETS.findall(plain):
+        for part in inside.split(":"):
+            if part.strip() and not re.fullmatch(_DURATION, part.strip()):
+                raise PromQLError(f"parse error: bad duration {part.strip()!r} in [...] (Prometheus 2.42 needs a unit, as in [5m])")
+    for _, duration in _OFFSET.findall(plain):
+        if not re.fullmatch(_DURATION, duration):
+            raise PromQLError(f"parse error: bad duration {duration!r} after offset (Prometheus 2.42 needs a unit, as in offset 5m)")
+    for inside in _BRACES.findall(plain):
+        if re.search(r'(?:^|,)\s*""', inside):
+            raise PromQLError("unsupported construct quoted metric name inside {...} (not in Prometheus 2.42)")
+    rest = _OFFSET.sub(" ", _BRACKETS.sub(" ", plain))
+    found = _DURATION_NUMBER.search(rest)
+    if found:
+        raise PromQLError(f"unsupported construct duration {found.group(0)} used as a number (not in Prometheus 2.42)")
+
+
+def _check_name(name: str, what: str) -> None:
+    if not _LEGACY_NAME.fullmatch(name) or (what == "label" and ":" in name):
+        raise PromQLError(f"unsupported construct {what} name {name!r} (quoted UTF-8 names are not in Prometheus 2.42)")
 
 
 def _one_line(text: str) -> str:
@@ -142,7 +188,10 @@ class _Builder:
         name = e.name
         if name:
             matchers.append(Matcher.create("__name__", EQUAL, name))
+        if name:
+            _check_name(name, "metric")
         for m in e.matchers.matchers:
+            _check_name(m.name, "label")
             op = next(mine for theirs, mine in ops if m.op == theirs)
             matchers.append(Matcher.create(m.name, op, m.value))
             if name is None and m.name == "__name__" and op == EQUAL:
@@ -171,6 +220,8 @@ class _Builder:
         without = False
         if e.modifier is not None:
             grouping = tuple(sorted(e.modifier.labels))
+            for label in grouping:
+                _check_name(label, "label")
             without = e.modifier.type == self.p.AggModifierType.Without
         if expr.kind != VECTOR:
             raise PromQLError(f"expected type instant vector in aggregation expression, got {expr.kind}")
@@ -222,6 +273,8 @@ class _Builder:
                 matching = tuple(mod.matching.labels)
             if mod.group_labels:
                 include = tuple(mod.group_labels)
+            for label in matching + include:
+                _check_name(label, "label")
         if (lhs.kind == SCALAR or rhs.kind == SCALAR) and (matching or on or card in (MANY_TO_ONE, ONE_TO_MANY)):
             if op not in _SET_OPS:
                 raise PromQLError("vector matching only allowed between instant vectors")

@@ -24,7 +24,7 @@ def extrapolated_rate(ts: Sequence[int], vs: Sequence[float], range_start: int, 
     result = vs[-1] - first
     if is_counter:
         prev = first
-        for v in vs[1:]:
+        for v in vs:  # the first compares with itself: never a reset
             if v < prev:  # a counter reset: the counter went on from zero
                 result += prev
             prev = v

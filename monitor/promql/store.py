@@ -40,10 +40,11 @@ def to_ms(seconds: float) -> int:
 
 
 class Series:
-    __slots__ = ("labels", "ts", "values", "has_stale", "last_ts")
+    __slots__ = ("labels", "unnamed", "ts", "values", "has_stale", "last_ts")
 
     def __init__(self, labels: Labels) -> None:
         self.labels = labels  # with __name__
+        self.unnamed = lbl.drop_name(labels)  # what most functions return, computed once
         self.ts = array("q")
         self.values = array("d")
         self.has_stale = False
@@ -184,9 +185,9 @@ class SeriesStore:
         members = self._by_selector.get(selector)
         if members is None:  # a selector the store was not built for: filter everything
             found = [s for s in self._series.values() if selector.matches_pairs(s.labels)]
-        else:
-            found = list(members.values())
-        found.sort(key=lambda s: s.labels)
+            found.sort(key=lambda s: s.labels)
+            return found
+        found = sorted(members.values(), key=lambda s: s.labels)
         self._sorted[selector] = found
         return found
 
