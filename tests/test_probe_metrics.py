@@ -262,3 +262,19 @@ def test_unsupported_query_is_a_config_error_naming_it() -> None:
         metrics_check("ftp://x/metrics", "sum(x)")
     with pytest.raises(ValidationError, match="max_series"):
         metrics_check("http://127.0.0.1:1/metrics", "sum(x)", max_series=0)
+
+
+def test_bad_query_is_a_file_line_error_at_load(tmp_path: Any) -> None:
+    from monitor.config.loader import ConfigError, load_config
+
+    (tmp_path / "monitor.yaml").write_text("check_files: [checks.yaml]\nrule_files: []\n")
+    (tmp_path / "checks.yaml").write_text(
+        "checks:\n  - name: ok\n    kind: metrics\n    url: http://127.0.0.1:1/metrics\n    query: sum(up)\n"
+        "  - name: bad\n    kind: metrics\n    url: http://127.0.0.1:1/metrics\n"
+        "    query: 'label_join(up, \"a\", \",\", \"b\")'\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "monitor.yaml")
+    problems = [str(p) for p in err.value.problems]
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{tmp_path / 'checks.yaml'}:9:") or "checks.yaml:9:" in problems[0]
+    assert "unsupported function label_join" in problems[0]

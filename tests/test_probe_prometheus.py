@@ -120,6 +120,8 @@ async def test_huge_answer_is_capped(app: MetricsApp, env: ProbeEnv) -> None:
     app.api_answer = (200, answer("vector", [{"metric": {"i": str(i)}, "value": [1, "1"]} for i in range(40_000)]))
     error = failure(await run_check(prom_check(app.url(""), max_body="1MiB"), env))
     assert error == f"answer larger than max_body ({1024 * 1024} bytes)"
+    error = failure(await run_check(prom_check(app.url(""), max_series=1000), env))
+    assert error.startswith("query returned 40000 series, over the limit of 1000 (max_series)")
 
 
 def test_query_syntax_is_checked_at_load_and_secrets_are_registered(tmp_path: Any) -> None:

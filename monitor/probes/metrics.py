@@ -88,7 +88,8 @@ class Target:
     """What a metrics check keeps between runs: the scraped series and the parser's cache.
 
     One scrape at a time is processed (``lock``): a run that timed out while its worker
-    thread was still storing finishes storing before the next run's scrape goes in."""
+    thread was still storing finishes storing before the next run's scrape goes in. The
+    event loop never waits for the lock."""
 
     query: Query
     store: SeriesStore
@@ -113,13 +114,26 @@ class Target:
         # The parse cache holds label sets of the names the query reads: about the kept series.
         return 2 * self.store.max_series + 1000
 
+    pending_failure: float | None = None  # a failed scrape not yet marked (see `failed`)
+
     def failed(self, at: float) -> None:
-        with self.lock:
-            self.store.mark_scrape_failed(at)
+        """A failed scrape at ``at``. Called on the event loop, so it never waits for the
+        lock: while a worker still stores an earlier scrape, the failure is marked before
+        the next scrape goes in."""
+        if self.lock.acquire(blocking=False):
+            try:
+                self.store.mark_scrape_failed(at)
+            finally:
+                self.lock.release()
+        else:
+            self.pending_failure = at
 
     def ingest(self, at: float, raw: bytes, content_type: str) -> float | list[Sample] | str:
         """Parse, store and evaluate one scrape; the query's result, or an error (a str)."""
         with self.lock:
+            if self.pending_failure is not None:
+                self.store.mark_scrape_failed(self.pending_failure)
+                self.pending_failure = None
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as err:

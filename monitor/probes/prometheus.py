@@ -26,7 +26,7 @@ from monitor.core.results import Result, one_line
 from monitor.probes.base import CheckBase, ProbeEnv
 from monitor.probes.fetch import FETCH_ERRORS, Request, fetch, fetch_error, http_url
 from monitor.probes.http import TlsOptions
-from monitor.probes.metrics import DEFAULT_MAX_BODY, query_result
+from monitor.probes.metrics import DEFAULT_MAX_BODY, DEFAULT_MAX_SERIES, query_result
 
 MAX_QUERY_LENGTH = 10_000
 
@@ -47,6 +47,7 @@ class PrometheusCheck(CheckBase):
     follow_redirects: bool = True
     allow_link_local: bool = False
     max_body: ByteSize = ByteSize(DEFAULT_MAX_BODY)
+    max_series: int = Field(default=DEFAULT_MAX_SERIES, ge=1, le=1_000_000)
     tls: TlsOptions = Field(default_factory=TlsOptions)
 
     _url = field_validator("url")(http_url)
@@ -113,6 +114,10 @@ async def probe(check: PrometheusCheck, deadline: float, env: ProbeEnv) -> Resul
         outcome = _outcome(data)
     except QueryFailed as err:
         return Result.failed(str(err), latency)
+    if not isinstance(outcome, float) and len(outcome) > check.max_series:
+        # Each series is an alert and a metric series here: cardinality stays bounded.
+        return Result.failed(f"query returned {len(outcome)} series, over the limit of {check.max_series} "
+                             "(max_series); aggregate it or narrow its selectors", latency)
     detail: dict[str, Any] = {}
     if warnings:
         detail["warnings"] = [one_line(str(w), 300) for w in warnings[:10]]
