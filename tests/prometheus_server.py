@@ -17,7 +17,7 @@ server it started when the test ends::
     def test_x(prometheus_server):
         prom = prometheus_server(targets=["127.0.0.1:8123"], rule_files={"r.yml": "groups: []"})
 
-``scrape_configs`` may be given whole (a list of Prometheus scrape-config mappings) for
+A target spelled ``"self"`` is the server itself. ``scrape_configs`` may be given whole (a list of Prometheus scrape-config mappings) for
 anything beyond one static job. The config is written as JSON, which is valid YAML.
 """
 
@@ -59,6 +59,8 @@ class PrometheusServer:
         self.job = job
         self.extra_args = list(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
+        # "self" as a target is this server's own address (Prometheus scraping itself).
+        targets = [f"127.0.0.1:{self.port}" if t == "self" else t for t in targets]
         if scrape_configs is None:
             scrape_configs = [{
                 "job_name": job,
