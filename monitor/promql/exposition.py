@@ -171,16 +171,16 @@ def _slow(number: int, line: str, openmetrics: bool) -> tuple[str, str | None, s
 def _labels(number: int, text: str, line: str) -> tuple[Labels, tuple[tuple[str, str], ...]]:
     if _LABELS_RE.fullmatch(text) is None:
         raise _error(number, "invalid label set", line)
-    labels: Labels = {}
-    for m in _LABEL_PAIR.finditer(text, 1, len(text) - 1):
-        name, value = m.group(1), m.group(2)
-        if "\\" in value:
-            value = _ESCAPE.sub(_unescape, value)
-        if name in labels:
-            raise _error(number, f"label {name!r} given twice", line)
-        if name == "__name__":
-            raise _error(number, "__name__ given as a label", line)
-        labels[name] = value
+    pairs: list[tuple[str, str]] = _LABEL_PAIR.findall(text, 1, len(text) - 1)
+    if "\\" in text:
+        pairs = [(k, _ESCAPE.sub(_unescape, v) if "\\" in v else v) for k, v in pairs]
+    labels: Labels = dict(pairs)
+    if len(labels) != len(pairs):
+        names = [k for k, _ in pairs]
+        twice = next(k for k in names if names.count(k) > 1)
+        raise _error(number, f"label {twice!r} given twice", line)
+    if "__name__" in labels:
+        raise _error(number, "__name__ given as a label", line)
     # Prometheus drops empty label values: `a=""` is the same series as no `a`.
     if '""' in text:
         for name in [n for n, v in labels.items() if v == ""]:
