@@ -210,6 +210,7 @@ class Daemon:
         self.engine.external_url = config.settings.external_url or ""
         self._hand_on(self.engine.configure(config.checks, config.rules))
         self.scheduler.apply(config.checks)
+        self.env.keep_check_state(c.name for c in config.checks)
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(time.time())
 

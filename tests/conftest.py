@@ -101,3 +101,33 @@ def _secret_registry_isolated() -> _SecretsIterator[None]:
 # ======================================================================================
 # END secret registry isolation
 # ======================================================================================
+
+
+# ======================================================================================
+# BEGIN real Prometheus server (tests/prometheus_server.py)
+# ======================================================================================
+from collections.abc import Callable as _PromCallable  # noqa: E402
+from collections.abc import Iterator as _PromIterator  # noqa: E402
+from typing import Any as _PromAny  # noqa: E402
+
+from tests.prometheus_server import PrometheusServer as _PrometheusServer  # noqa: E402
+
+
+@_mb_pytest.fixture
+def prometheus_server() -> _PromIterator[_PromCallable[..., _PrometheusServer]]:
+    """A factory: ``prometheus_server(targets=[...], scrape_interval="1s", ...)`` starts a real
+    Prometheus on a free port (options as ``PrometheusServer``); all are stopped at the end."""
+    started: list[_PrometheusServer] = []
+
+    def start(*args: _PromAny, **options: _PromAny) -> _PrometheusServer:
+        server = _PrometheusServer(*args, **options)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.cleanup()
+
+# ======================================================================================
+# END real Prometheus server
+# ======================================================================================

@@ -20,7 +20,7 @@ import pytest
 
 from monitor.core.results import Outcome, Result
 from monitor.probes import base as probe_base
-from monitor.probes import http as http_probe
+from monitor.probes import fetch as fetch_module
 from monitor.probes.base import REFUSE_LINK_LOCAL, ProbeEnv, RefusedAddress, refused_address
 from monitor.probes.http import MAX_REDIRECTS, HttpCheck
 from monitor.scheduling.runner import run_check
@@ -206,7 +206,7 @@ async def test_allow_link_local_lets_the_redirect_through(misbehaving_http: Misb
                                                           other_origin: MisbehavingServer, env: ProbeEnv,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     # Stand-in for a metadata address that exists on this machine: treat loopback as refused.
-    monkeypatch.setattr(http_probe, "refused_address", lambda address: address.is_loopback)
+    monkeypatch.setattr(fetch_module, "refused_address", lambda address: address.is_loopback)
     monkeypatch.setattr(probe_base, "refused_address", lambda address: address.is_loopback)
     url = redirect(misbehaving_http, other_origin.url("/ok"))
     # The configured URL itself is trusted: it is loopback and it is requested.
@@ -223,7 +223,7 @@ async def test_redirect_within_the_configured_origin_is_trusted(misbehaving_http
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # A check of a metadata endpoint itself (configured, so trusted) may follow that host's
     # own redirects; loopback stands in for the metadata address again.
-    monkeypatch.setattr(http_probe, "refused_address", lambda address: address.is_loopback)
+    monkeypatch.setattr(fetch_module, "refused_address", lambda address: address.is_loopback)
     monkeypatch.setattr(probe_base, "refused_address", lambda address: address.is_loopback)
     result = await run_check(http_check(redirect(misbehaving_http, "/ok")), env)
     assert result.up is True, result.error

@@ -23,7 +23,7 @@ import yaml
 
 from tests import promql_app
 from tests.prometheus_agreement import Scrapes, compare, own_answer, prometheus_answer, read_scrapes
-from tests.prometheus_server import prometheus_server, wait_for_scrapes
+from tests.prometheus_server import running_prometheus
 
 ROOT = Path(__file__).resolve().parent.parent
 # Prometheus computes in milliseconds as integers, the daemon in float seconds: the answers
@@ -167,15 +167,15 @@ CORPUS = SELECTORS + FUNCTIONS + AGGREGATIONS + OPERATORS
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Scrapes, float]]:
+def recorded() -> Iterator[tuple[str, Scrapes, float]]:
     """Prometheus after ~30 s of scraping the app: (its URL, its raw scrapes, app start)."""
     with promql_app.running_app() as (app_url, clock):
-        with prometheus_server(tmp_path_factory.mktemp("prometheus"), {"app": app_url}) as prometheus:
-            wait_for_scrapes(prometheus, "app", 3, timeout=30)
+        with running_prometheus([app_url.split("://", 1)[1]], job="app", scrape_interval="1s") as prometheus:
+            prometheus.wait_for_scrapes(count=3)
             started = clock[0]
             time.sleep(max(0.0, started + RUN_SECONDS - time.time()))
-            scrapes = read_scrapes(prometheus, time.time())
-            yield prometheus, scrapes, started
+            scrapes = read_scrapes(prometheus.url, time.time())
+            yield prometheus.url, scrapes, started
 
 
 def evaluation_times(scrapes: Scrapes, started: float) -> list[float]:

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from monitor.cli import metrics_debug
 from monitor.cli.terminal import echo
 from monitor.config.loader import Config
 from monitor.probes import ProbeEnv
@@ -15,7 +16,8 @@ from monitor.core.expressions import ExpressionError
 from monitor.core.secrets import scrub, scrub_deep
 from monitor.history import History
 from monitor.probes import CheckBase
-from monitor.rules.functions import WINDOW_FUNCTIONS, NoData, Reads, rule_functions, variables
+from monitor.probes.metrics import MetricsCheck
+from monitor.rules.functions import WINDOW_FUNCTIONS, NoData, Reads, lacks_value, rule_functions, variables
 from monitor.rules.model import Rule
 from monitor.scheduling.runner import run_check
 
@@ -29,18 +31,37 @@ def _trip(rule: Rule, result: Result, check: CheckBase) -> dict[str, Any]:
     history = History(1)
     history.add(result)
     reads = Reads.of(rule.expression.program)
-    scope = reads.scope(variables(result, {**check.labels, "check": check.name}, result.at),
-                        rule_functions(reads.functions, history, result.at))
+    labels = {**check.labels, "check": check.name}
+    functions = rule_functions(reads.functions, history, result.at)
     trip: dict[str, Any] = {"alert": rule.alert, "expr": rule.expr}
-    try:
-        trip["fires"] = rule.expression.evaluate(scope) is True
-    except NoData as err:
-        trip["fires"], trip["note"] = False, str(err)
-    except (ExpressionError, ValueError) as err:
-        trip["fires"], trip["note"] = None, f"error: {err}"
+    if result.series:  # one alert per series: say for which series it would fire
+        verdicts = [(s, _holds(rule, reads.scope({**variables(result, {**labels, **s.label_dict()}, result.at),
+                                                  "value": s.value}, functions)))
+                    for s in result.series]
+        firing = [s for s, (fires, _) in verdicts if fires]
+        trip["fires"] = bool(firing)
+        shown = ", ".join("{" + ",".join(f'{k}="{v}"' for k, v in s.labels) + "}" for s in firing[:5])
+        trip["note"] = f"{len(firing)} of {len(verdicts)} series" + (f": {shown}" if shown else "") + (
+            " …" if len(firing) > 5 else "")
+        return trip
+    scope = reads.scope(variables(result, labels, result.at), functions)
+    trip["fires"], note = _holds(rule, scope)
+    if note is not None:
+        trip["note"] = note
     if reads.functions & set(WINDOW_FUNCTIONS) and "note" not in trip:
         trip["note"] = "window functions saw only this run"
     return trip
+
+
+def _holds(rule: Rule, scope: dict[str, Any]) -> tuple[bool | None, str | None]:
+    if lacks_value(scope):
+        return False, "the result has no value (an empty query result): rules on value do not hold"
+    try:
+        return rule.expression.evaluate(scope) is True, None
+    except NoData as err:
+        return False, str(err)
+    except (ExpressionError, ValueError) as err:
+        return None, f"error: {err}"
 
 
 def run_check_command(config: Config, name: str, as_json: bool) -> int:
@@ -50,14 +71,17 @@ def run_check_command(config: Config, name: str, as_json: bool) -> int:
         echo(f"monitor: no check named {name!r} (known: {known})", file=sys.stderr)
         return 2
 
-    async def once() -> Result:
+    async def once() -> tuple[Result, list[str], dict[str, Any]]:
         env = ProbeEnv()
         try:
-            return await run_check(check, env)
+            result = await run_check(check, env)
+            if isinstance(check, MetricsCheck):  # the series read and the query's result
+                return await metrics_debug.describe(check, env, result)
+            return result, [], {}
         finally:
             await env.close()
 
-    result = asyncio.run(once())
+    result, more_lines, more_json = asyncio.run(once())
     trips = [_trip(loaded.rule, result, check) for loaded in config.rules_for(check)]
 
     where = config.check_locations.get(name)  # where to go and edit it
@@ -70,7 +94,7 @@ def run_check_command(config: Config, name: str, as_json: bool) -> int:
         # json.dumps escapes every control character but DEL; a JSON string may spell it too.
         echo(json.dumps({"check": name, "defined_at": str(where) if where else None, "up": result.up, "value": result.value, "latency": result.latency,
                          "outcome": result.outcome.value, "error": error, "detail": detail,
-                         "rules": trips}, indent=2, default=str).replace("\x7f", "\\u007f"))
+                         "rules": trips, **scrub_deep(more_json)}, indent=2, default=str).replace("\x7f", "\\u007f"))
     else:
         echo(f"check    {name} ({check.kind})")
         if where is not None:
@@ -80,6 +104,8 @@ def run_check_command(config: Config, name: str, as_json: bool) -> int:
         echo(f"latency  {result.latency * 1000:.1f} ms")
         echo(f"error    {error or '-'}")
         echo("detail   " + json.dumps(detail, default=str)[:2000])
+        for line in more_lines:
+            echo(scrub(line))
         for trip in trips:
             verdict = {True: "WOULD FIRE", False: "ok", None: "?"}[trip["fires"]]
             note = f"  ({trip['note']})" if "note" in trip else ""

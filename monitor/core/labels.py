@@ -4,6 +4,7 @@ sets itself, alert severities, and label sets as Prometheus exposition text."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 # Prometheus' label name syntax (names starting with `__` are reserved there, and refused by
 # callers that accept user labels).
@@ -28,3 +29,17 @@ def escape_label_value(value: str) -> str:
 def label_text(labels: dict[str, str]) -> str:
     """``check="x",service="api"`` in sorted order, escaped, ready to splice into a line."""
     return ",".join(f'{name}="{escape_label_value(value)}"' for name, value in sorted(labels.items()))
+
+
+def with_series_labels(base: dict[str, str], series: Iterable[tuple[str, str]],
+                       reserved: Iterable[str] = RESERVED_LABELS) -> dict[str, str]:
+    """``base`` plus the labels of one query-result series. A series label whose name ``base``
+    already has, or a reserved one, is added as ``exported_<name>`` (again prefixed while
+    taken), as Prometheus does with a scraped label that collides with a target label."""
+    out = dict(base)
+    taken = set(reserved)
+    for name, value in series:
+        while name in out or name in taken:
+            name = "exported_" + name
+        out[name] = value
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -19,6 +20,20 @@ class Outcome(str, Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class SeriesValue:
+    """One series of a query result that has several (docs/configuration.md, `metrics`): its
+    labels, sorted by name (without ``__name__``, renamed where they would collide with the
+    check's own labels), and its value. Rules give one alert per series; ``/metrics``
+    exports ``monitor_check_value`` per series."""
+
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+    def label_dict(self) -> dict[str, str]:
+        return dict(self.labels)
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
     up: bool
     value: float | None = None
@@ -27,12 +42,22 @@ class Result:
     error: str | None = None
     outcome: Outcome = Outcome.SUCCESS
     at: float = 0.0  # wall-clock time the run started, filled in by the runner
+    # Set when the value is a vector of labelled series (the PromQL kinds): each is judged
+    # and exported on its own; `value` is then the one series' value, or None for several.
+    series: tuple[SeriesValue, ...] = ()
 
     @staticmethod
     def failed(error: str, latency: float = 0.0, detail: dict[str, Any] | None = None,
                value: float | None = None) -> Result:
         return Result(up=False, value=value, latency=latency, detail=detail or {},
                       error=one_line(error), outcome=Outcome.FAILURE)
+
+
+def json_number(value: float) -> float | str:
+    """A value as JSON can carry it: NaN and the infinities spelled as Prometheus' API does."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
 
 
 def redact(text: str) -> str:

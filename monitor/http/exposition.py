@@ -37,10 +37,15 @@ def render_checks(statuses: list[CheckStatus], openmetrics: bool = False) -> str
     _family(out, "monitor_check_up", "gauge", "1 if the check's last run succeeded, else 0.", openmetrics)
     out.extend(f"monitor_check_up{{{s.label_text}}} {'1.0' if s.last.up else '0.0'}\n" for s in statuses if s.last is not None)
     _family(out, "monitor_check_value", "gauge", "The value of the check's last run (meaning depends on the kind).", openmetrics)
-    out.extend(
-        f"monitor_check_value{{{s.label_text}}} {_number(s.last.value)}\n"
-        for s in statuses if s.last is not None and s.last.value is not None
-    )
+    for s in statuses:
+        last = s.last
+        if last is None:
+            continue
+        if last.series:  # one per series of a PromQL result, its labels added (at most max_series)
+            out.extend(f"monitor_check_value{{{s.label_text},{label_text(dict(v.labels))}}} {_number(v.value)}\n"
+                       for v in last.series)
+        elif last.value is not None:
+            out.append(f"monitor_check_value{{{s.label_text}}} {_number(last.value)}\n")
     _family(out, "monitor_check_latency_seconds", "gauge", "Duration of the check's last run.", openmetrics)
     out.extend(
         f"monitor_check_latency_seconds{{{s.label_text}}} {_number(s.last.latency)}\n"

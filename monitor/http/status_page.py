@@ -49,8 +49,10 @@ class PageData:
 
 def _value_text(status: CheckStatus) -> str:
     """The latest value in its kind's unit ("HTTP 200", "320 ms", "87.5%"), as messages show it."""
-    value = status.last.value if status.last is not None else None
-    return format_quantity(value, value_unit(status.check))
+    last = status.last
+    if last is not None and last.series and last.value is None:
+        return f"{len(last.series)} series"  # a PromQL result of several series: the API lists them
+    return format_quantity(last.value if last is not None else None, value_unit(status.check))
 
 
 def _ago(now: float, at: float) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.check_status import CheckStatus
+from monitor.core.results import json_number
 from monitor.core.secrets import credential_name, scrub, scrub_deep
 from monitor.core.timestamps import rfc3339
 from monitor.core.durations import format_duration
@@ -40,7 +41,7 @@ def check_json(status: CheckStatus) -> dict[str, Any]:
         out["last"] = {
             "at": rfc3339(last.at),
             "up": last.up,
-            "value": last.value,
+            "value": None if last.value is None else json_number(last.value),
             "latency": round(last.latency, 6),
             "outcome": last.outcome.value,
             "error": scrub(last.error) if last.error else last.error,

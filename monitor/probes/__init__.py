@@ -10,7 +10,9 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field
 
-from monitor.probes import command, disk, dns, file, heartbeat, http, mysql, postgres, rabbitmq, redis, stripe, tcp, tls
+from monitor.probes import (
+    command, disk, dns, file, heartbeat, http, metrics, mysql, postgres, prometheus, rabbitmq, redis, stripe, tcp, tls,
+)
 from monitor.probes.base import CheckBase, Probe, ProbeEnv
 
 PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
@@ -27,6 +29,8 @@ PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
     "tls": (tls.TlsCheck, tls.probe),
     "command": (command.CommandCheck, command.probe),
     "file": (file.FileCheck, file.probe),
+    "metrics": (metrics.MetricsCheck, metrics.probe),
+    "prometheus": (prometheus.PrometheusCheck, prometheus.probe),
 }
 
 # The unit of each kind's `value` (monitor/core/units.py), for the status page, templates and

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -21,6 +21,7 @@ from monitor.core.slo import SloConfig
 from monitor.core.units import Unit
 
 NAME_PATTERN = r"^[a-z0-9_]+$"
+_State = TypeVar("_State")
 
 
 class CheckBase(Model):
@@ -158,6 +159,25 @@ class ProbeEnv:
         if not self.started_at:
             self.started_at = self.clock.time()
     _tls: dict[tuple[str | None, bool], ssl.SSLContext] = field(default_factory=dict)
+    # What a kind keeps for one check from run to run (a metrics check's scraped series):
+    # check name -> (the config it was built for, the state).
+    _check_state: dict[str, tuple[Hashable, Any]] = field(default_factory=dict)
+
+    def check_state(self, name: str, key: Hashable, create: Callable[[], _State]) -> _State:
+        """The state kept for check ``name``, made by ``create`` on first use and again
+        whenever ``key`` (the parts of its config the state depends on) changes."""
+        held = self._check_state.get(name)
+        if held is None or held[0] != key:
+            held = (key, create())
+            self._check_state[name] = held
+        state: _State = held[1]
+        return state
+
+    def keep_check_state(self, names: Iterable[str]) -> None:
+        """Drop the state of checks no longer configured (after a reload)."""
+        keep = set(names)
+        for name in [n for n in self._check_state if n not in keep]:
+            del self._check_state[name]
 
     def http_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

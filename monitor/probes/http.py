@@ -4,45 +4,32 @@ detail: ``status``, ``headers``, ``body`` (parsed JSON, or text up to 4 KiB), ``
 ``final_url``, ``redirects``, and for HTTPS ``tls`` with ``days_to_expiry`` of the server
 certificate.
 
-Redirects are followed here, hop by hop, not by aiohttp: the configured URL is trusted (its
-author may reach any URL), but where it redirects to is decided by the target. So a hop to
-another origin (scheme, host, port) gets none of the configured headers and no body, and a
-hop away from the configured origin may not reach a link-local or cloud metadata address
-unless the check says ``allow_link_local: true``. See docs/security.md.
+Redirects, the link-local refusal and the body cap are ``fetch.py``'s: the configured URL is
+trusted, where it redirects to is the target's choice (``allow_link_local: true`` lets a
+redirect reach a link-local or cloud metadata address). See docs/security.md.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import ssl
 import time
-from dataclasses import dataclass
 from typing import Any, Literal
 
-import aiohttp
 from cryptography import x509
-from yarl import URL
 from pydantic import ByteSize, Field, PrivateAttr, field_validator
 
 from monitor.core.model import Model
 from monitor.core.expressions import Expression, ExpressionError, compile_expression
-from monitor.probes.base import (
-    PEER_CERTIFICATES, REFUSE_LINK_LOCAL, CheckBase, IpAddress, ProbeEnv, loadable_ca_file, parse_address,
-    refused_address,
+from monitor.probes.base import PEER_CERTIFICATES, CheckBase, ProbeEnv, loadable_ca_file
+from monitor.probes.fetch import (
+    FETCH_ERRORS, MAX_REDIRECTS, Request, fetch, fetch_error, http_url, shown_url,
 )
-from monitor.core.results import Result, describe_exception, one_line, redact
-from monitor.core.secrets import mask_url_queries
+from monitor.core.results import Result, one_line, redact
 
 # Names an `expect.cel` condition can use.
 EXPECT_VARIABLES = ("status", "body", "headers", "latency", "tls")
 TEXT_DETAIL_LIMIT = 4096
-MAX_REDIRECTS = 10
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-# Methods that may be repeated at another origin without their headers: they carry no body
-# and (by HTTP's definition) change nothing there.
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+__all__ = ["MAX_REDIRECTS", "HttpCheck", "TlsOptions", "probe", "shown_url"]
 
 
 class HttpExpect(Model):
@@ -102,16 +89,13 @@ class HttpCheck(CheckBase):
     tls: TlsOptions = Field(default_factory=TlsOptions)
     expect: HttpExpect = Field(default_factory=HttpExpect)
 
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        try:
-            parsed = URL(url)
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"invalid URL: {shown_url(str(err))}") from None
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise ValueError(f"url must be http:// or https:// with a host, got {shown_url(url)!r}")
-        return url
+    _url = field_validator("url")(http_url)
+
+    def request(self) -> Request:
+        return Request(url=self.url, method=self.method, headers=self.headers,
+                       body=self.body.encode() if self.body is not None else None,
+                       follow_redirects=self.follow_redirects, allow_link_local=self.allow_link_local,
+                       max_body=int(self.max_body))
 
 
 async def probe(check: HttpCheck, deadline: float, env: ProbeEnv) -> Result:
@@ -123,13 +107,9 @@ async def probe(check: HttpCheck, deadline: float, env: ProbeEnv) -> Result:
     token = PEER_CERTIFICATES.set(peers)
     started = time.perf_counter()
     try:
-        response = await _fetch(session, check, tls)
-    except RedirectRefused as err:
-        return Result.failed(str(err), time.perf_counter() - started)
-    except aiohttp.ClientSSLError as err:
-        return Result.failed(f"TLS error: {describe_exception(err)}", time.perf_counter() - started)
-    except (aiohttp.ClientError, OSError, ValueError) as err:
-        return Result.failed(describe_exception(err), time.perf_counter() - started)
+        response = await fetch(session, check.request(), tls)
+    except FETCH_ERRORS as err:
+        return Result.failed(fetch_error(err), time.perf_counter() - started)
     finally:
         PEER_CERTIFICATES.reset(token)
     # The certificate of the last hop is the one that served the answer.
@@ -171,138 +151,6 @@ async def probe(check: HttpCheck, deadline: float, env: ProbeEnv) -> Result:
         if passed is not True:
             return Result.failed(f"expect.cel is {_short(passed)}: {check.expect.cel}", latency, detail, value=float(status))
     return Result(up=True, value=float(status), latency=latency, detail=detail)
-
-
-class RedirectRefused(Exception):
-    """A redirect this probe will not follow; the message is the check's error."""
-
-
-@dataclass(frozen=True)
-class _Response:
-    """The final answer of a request, read and released."""
-
-    url: URL
-    status: int
-    headers: dict[str, str]
-    raw: bytes
-    too_big: bool
-    redirects: int
-
-
-async def _fetch(session: aiohttp.ClientSession, check: HttpCheck, tls: ssl.SSLContext) -> _Response:
-    """The request, and the redirects it leads to, one hop at a time, all within the
-    runner's deadline. Only the final response's body is read (and capped)."""
-    url = URL(check.url)
-    # The configured URL's origin is trusted (its author chose that host); anywhere else a
-    # redirect leads is the target's choice.
-    trusted = _origin(url)
-    method: str = check.method
-    headers = dict(check.headers)
-    body = check.body.encode() if check.body is not None else None
-    redirects = 0
-    while True:
-        guard = REFUSE_LINK_LOCAL.set(not check.allow_link_local and _origin(url) != trusted)
-        try:
-            async with session.request(method, url, headers=headers, data=body, allow_redirects=False,
-                                       ssl=tls) as response:
-                location = response.headers.get("Location")
-                if not (check.follow_redirects and response.status in REDIRECT_STATUSES and location):
-                    raw, too_big = await _read_capped(response, int(check.max_body))
-                    return _Response(url=response.url, status=response.status,
-                                     headers={k.lower(): v for k, v in response.headers.items()},
-                                     raw=raw, too_big=too_big, redirects=redirects)
-                status = response.status
-        finally:
-            REFUSE_LINK_LOCAL.reset(guard)
-        target = _redirect_target(url, location)
-        if redirects == MAX_REDIRECTS:
-            raise RedirectRefused(f"more than {MAX_REDIRECTS} redirects (last: {shown_url(str(target))})")
-        method, headers, body = _next_request(status, url, target, method, headers, body)
-        if not check.allow_link_local and _origin(target) != trusted:
-            await _refuse_link_local(target)
-        url = target
-        redirects += 1
-
-
-def _redirect_target(url: URL, location: str) -> URL:
-    """Where ``Location`` points, resolved against the URL that answered, as browsers do."""
-    try:
-        target = URL(location)
-        if not target.absolute or not target.scheme:  # "/path", "path", "//host/path", "http:/path"
-            target = url.join(target)
-    except (ValueError, TypeError):
-        raise RedirectRefused(f"redirect to an invalid Location: {shown_url(location)!r}") from None
-    if target.scheme not in ("http", "https") or not target.host:
-        raise RedirectRefused(f"redirect to {shown_url(str(target))!r}: only http:// and https:// are followed")
-    return target.with_fragment(None)
-
-
-def _next_request(status: int, url: URL, target: URL, method: str, headers: dict[str, str],
-                  body: bytes | None) -> tuple[str, dict[str, str], bytes | None]:
-    """Method, headers and body for the hop to ``target``.
-
-    303 (and 301/302 after a POST) turn into a GET without body, as in browsers and
-    aiohttp. Same origin keeps everything else. Another origin gets none of the configured
-    headers (they are often credentials for this origin: `X-Dash-Key`, `Authorization`)
-    and no body. A 307/308 to another origin keeps its method by definition; repeating a
-    POST, PUT, PATCH or DELETE there without its body and headers would be a different
-    request with side effects, so that hop is refused instead.
-    """
-    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
-        method, body = "GET", None
-    if _origin(target) == _origin(url):
-        return method, headers, body
-    if method not in _SAFE_METHODS:
-        raise RedirectRefused(
-            f"redirect {status} to another origin ({shown_url(str(target))}) would repeat {method} "
-            "without its body and headers; not followed"
-        )
-    return method, {}, None
-
-
-def _origin(url: URL) -> tuple[str, str, int | None]:
-    # Compared as parts: yarl keeps an explicit default port (http://h:80 vs http://h) in origin().
-    return url.scheme.lower(), (url.host or "").lower(), url.port
-
-
-async def _refuse_link_local(target: URL) -> None:
-    """Refuse, before connecting, a hop whose host is or resolves to a link-local or cloud
-    metadata address. Every resolved address counts: a name that resolves to a public and
-    a link-local address could be connected to either."""
-    host = target.host or ""
-    literal = parse_address(host)
-    addresses: list[IpAddress]
-    if literal is not None:
-        addresses = [literal]
-    else:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, target.port, type=socket.SOCK_STREAM)
-        except OSError as err:
-            raise RedirectRefused(f"redirect to {shown_url(str(target))}: cannot resolve {host}: {err}") from None
-        addresses = [a for info in infos if (a := parse_address(str(info[4][0]))) is not None]
-    refused = [a for a in addresses if refused_address(a)]
-    if refused:
-        raise RedirectRefused(
-            f"redirect to {shown_url(str(target))} refused: {refused[0]} is a link-local or cloud metadata "
-            "address (set allow_link_local: true to follow it)"
-        )
-
-
-def shown_url(url: str) -> str:
-    """A URL as it may appear in an error: no userinfo, query values masked."""
-    return mask_url_queries(redact(url))
-
-
-async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
-    """Read at most ``limit`` bytes; a target sending 50 MB must not cost us 50 MB."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            return b"", True
-        chunks.append(chunk)
-    return b"".join(chunks), False
 
 
 def _decode_body(raw: bytes, content_type: str) -> tuple[Any, str | None]:

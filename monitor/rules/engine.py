@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -20,7 +20,7 @@ import structlog
 from monitor.check_status import CheckStatuses
 from monitor.core.durations import format_duration
 from monitor.core.expressions import ExpressionError
-from monitor.core.labels import DEFAULT_SEVERITY
+from monitor.core.labels import DEFAULT_SEVERITY, with_series_labels
 from monitor.core.records import AlertRecord, StateChange
 from monitor.core.results import Result
 from monitor.core.units import format_quantity
@@ -28,7 +28,7 @@ from monitor.probes import value_unit
 from monitor.probes.base import CheckBase
 from monitor.rules.alerts import Step, Transition, fingerprint, step
 from monitor.rules.compared import compared_value, unit_of
-from monitor.rules.functions import NoData, Reads, rule_functions, variables
+from monitor.rules.functions import NoData, Reads, lacks_value, rule_functions, variables
 from monitor.rules.model import LoadedRule, Location, Rule
 from monitor.rules.slo import burn_rate_alerts
 from monitor.rules.slo_counts import SloCounts
@@ -87,6 +87,8 @@ class RuleEngine:
         self.external_url = ""  # for `$externalURL` in annotations
         self.failures: Counter[str] = Counter()  # evaluation errors per alertname
         self._failing: set[str] = set()  # fingerprints whose last evaluation errored (log once)
+        # A rule's per-series alerts (results with several series): its fingerprint -> theirs.
+        self._series: dict[str, set[str]] = {}
 
     # --- configuration ---------------------------------------------------------------
     def configure(self, checks: list[CheckBase], rules: list[LoadedRule]) -> Evaluation:
@@ -103,6 +105,8 @@ class RuleEngine:
         self._functions_needed = {name: set().union(*(b.reads.functions for b in bound))
                                   for name, bound in by_check.items()}
         alive = {b.fingerprint for bound in by_check.values() for b in bound}
+        self._series = _series_alerts(self.alerts, by_check, alive)
+        alive.update(*self._series.values())
         out = Evaluation()
         now = self._now()
         for fp in [fp for fp in self.alerts if fp not in alive]:
@@ -136,26 +140,64 @@ class RuleEngine:
         functions = rule_functions(self._functions_needed[check], status.history, now, tracker)
         out = Evaluation()
         for b in bound:
+            if result.series or b.fingerprint in self._series:
+                self._advance_series(b, now, result, base, functions, out)
+                continue
             scope = b.reads.scope(base, functions)
-            condition = self._condition(b, scope)
-            current = self.alerts.get(b.fingerprint)
-            if current is None and not condition:
-                continue  # the common case: nothing to do, nothing to allocate
-            fresh = self._fresh(b, check, now, result, base, scope) if condition else current
-            assert fresh is not None
-            outcome: Step = step(current, condition, now, b.loaded.rule.for_, b.loaded.rule.keep_firing_for, fresh)
-            if outcome.alert is not None:
-                self.alerts[b.fingerprint] = outcome.alert
-                if _worth_writing(current, outcome.alert, b.loaded.rule.keep_firing_for > 0):
-                    out.change.upsert.append(outcome.alert)
-            elif current is not None:
-                del self.alerts[b.fingerprint]
-                out.change.delete.append(b.fingerprint)
-            if outcome.transition is not None:
-                alert = outcome.alert or current
-                assert alert is not None
-                out.events.append(self._logged(AlertEvent(outcome.transition, alert, now)))
+            self._advance(b, now, result, base, scope, self._condition(b, scope), out)
         return out
+
+    def _advance(self, b: _Bound, now: float, result: Result, base: dict[str, Any], scope: dict[str, Any],
+                 condition: bool, out: Evaluation) -> None:
+        """One alert (``b``'s fingerprint) through one evaluation."""
+        current = self.alerts.get(b.fingerprint)
+        if current is None and not condition:
+            return  # the common case: nothing to do, nothing to allocate
+        fresh = self._fresh(b, b.check.name, now, result, base, scope) if condition else current
+        assert fresh is not None
+        outcome: Step = step(current, condition, now, b.loaded.rule.for_, b.loaded.rule.keep_firing_for, fresh)
+        if outcome.alert is not None:
+            self.alerts[b.fingerprint] = outcome.alert
+            if _worth_writing(current, outcome.alert, b.loaded.rule.keep_firing_for > 0):
+                out.change.upsert.append(outcome.alert)
+        elif current is not None:
+            del self.alerts[b.fingerprint]
+            out.change.delete.append(b.fingerprint)
+        if outcome.transition is not None:
+            alert = outcome.alert or current
+            assert alert is not None
+            out.events.append(self._logged(AlertEvent(outcome.transition, alert, now)))
+
+    def _advance_series(self, b: _Bound, now: float, result: Result, base: dict[str, Any],
+                        functions: dict[str, Callable[..., Any]], out: Evaluation) -> None:
+        """A result of several series (the PromQL kinds): one alert per series, its labels
+        added to the rule's, judged on that series' value. An alert whose series is gone
+        from the result is judged false: it resolves (after `keep_firing_for`), as in
+        Prometheus. A result without series is judged as one, under the rule's own labels."""
+        seen: set[str] = set()
+        if result.series:
+            for series in result.series:
+                labels = with_series_labels(b.labels, series.labels, reserved=())
+                one = replace(b, labels=labels, fingerprint=fingerprint(labels))
+                series_base = {**base, "value": series.value, "labels": {**base["labels"], **dict(series.labels)}}
+                scope = b.reads.scope(series_base, functions)
+                self._advance(one, now, replace(result, value=series.value), series_base, scope,
+                              self._condition(one, scope), out)
+                seen.add(one.fingerprint)
+        else:
+            scope = b.reads.scope(base, functions)
+            self._advance(b, now, result, base, scope, self._condition(b, scope), out)
+            seen.add(b.fingerprint)
+        before = self._series.get(b.fingerprint, set())
+        for fp in (before | {b.fingerprint}) - seen:
+            current = self.alerts.get(fp)
+            if current is not None:
+                self._advance(replace(b, labels=current.labels, fingerprint=fp), now, result, base, {}, False, out)
+        children = {fp for fp in before | seen if fp != b.fingerprint and fp in self.alerts}
+        if children:
+            self._series[b.fingerprint] = children
+        else:
+            self._series.pop(b.fingerprint, None)
 
     def _fresh(self, b: _Bound, check: str, now: float, result: Result, base: dict[str, Any],
                scope: dict[str, Any]) -> AlertRecord:
@@ -172,6 +214,8 @@ class RuleEngine:
         )
 
     def _condition(self, b: _Bound, scope: dict[str, object]) -> bool:
+        if lacks_value(scope):
+            return False
         try:
             verdict = b.loaded.rule.expression.evaluate(scope) is True
         except NoData:
@@ -195,6 +239,21 @@ class RuleEngine:
         elif event.transition is Transition.RESOLVED:
             log.info("alert_resolved", alert=event.alert.alertname, check=event.alert.check)
         return event
+
+
+def _series_alerts(alerts: dict[str, AlertRecord], by_check: dict[str, list[_Bound]],
+                   alive: set[str]) -> dict[str, set[str]]:
+    """Which alerts are per-series alerts of a bound rule (its labels plus a series'), so a
+    reload or a restart keeps them; any other alert that is not alive resolves."""
+    out: dict[str, set[str]] = {}
+    for fp, alert in alerts.items():
+        if fp in alive:
+            continue
+        for b in by_check.get(alert.check, ()):
+            if b.loaded.rule.alert == alert.alertname and b.labels.items() <= alert.labels.items():
+                out.setdefault(b.fingerprint, set()).add(fp)
+                break
+    return out
 
 
 def _worth_writing(before: AlertRecord | None, after: AlertRecord, keeps_firing: bool) -> bool:

@@ -142,9 +142,13 @@ def variables(result: Result, labels: dict[str, str], now: float, stale_after: f
     """
     age = max(now - result.at, 0.0)
     stale = stale_after is not None and age > stale_after
+    up = result.up and not stale
     return {
-        "up": result.up and not stale,
-        "value": result.value if result.value is not None else 0.0,
+        "up": up,
+        # No value on a result that is up (an empty PromQL result, a NULL): None, and a rule
+        # reading it does not hold (`lacks_value`), as PromQL's empty vector matches
+        # nothing. On a result that is down: 0.0, so `!up || value > 5` still fires.
+        "value": result.value if result.value is not None else (None if up else 0.0),
         "latency": result.latency,
         "status": int(result.detail.get("status", 0) or 0),
         "body": result.detail.get("body", {}),
@@ -154,6 +158,11 @@ def variables(result: Result, labels: dict[str, str], now: float, stale_after: f
         "age": age,
         "error_budget_remaining": error_budget_remaining,
     }
+
+
+def lacks_value(scope: dict[str, Any]) -> bool:
+    """A rule whose scope has ``value`` None (see ``variables``): it does not hold."""
+    return "value" in scope and scope["value"] is None
 
 
 def rule_functions(names: Iterable[str], history: History, now: float,
