@@ -49,6 +49,8 @@ VALUE_UNITS: dict[str, str | Callable[[Any], str]] = {
     "tls": "days",
     "command": "",  # perfdata carries its own UOM (detail.perfdata)
     "file": "seconds",
+    "metrics": "",  # whatever the query computes: `unit:` says (ratio, seconds...)
+    "prometheus": "",
 }
 
 
