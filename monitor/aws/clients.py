@@ -25,6 +25,13 @@
 
 Errors are :class:`AwsError`: one line, naming the AWS error code, with no credential,
 signed URL or response body in it.
+
+Why boto3 in threads rather than aiobotocore (bench/aws_clients.py, bench/RESULTS.md):
+aiobotocore spends about 15-20% less client CPU per call, but importing it costs more time
+and memory than boto3, its releases pin botocore to one version that lags boto3's, and a
+call's cost is small either way (200 checks every 10 s are 20 calls/s: about 5% of a core
+with either). Threads also keep botocore's blocking parts (credential refresh, IMDS
+look-ups, model loading) off the event loop, which aiobotocore does not do for all of them.
 """
 
 from __future__ import annotations
