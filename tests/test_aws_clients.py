@@ -221,3 +221,14 @@ def test_classification_of_status_only_answers() -> None:
     assert clients._from_error_dict({"Code": "Whatever"}, 429, "X").throttled
     assert not clients._from_error_dict({"Code": "RequestTimeTooSkewed"}, 403, "X").permanent
     assert clients._socket_timeout(9.87) == 5.0 and clients._socket_timeout(0.2) == 0.5
+
+
+async def test_hanging_sts_is_bounded_by_the_check_timeout(fake_aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", fake_aws.url)
+    clients.reset()
+    fake_aws.reply("AssumeRole", HANG)
+    result, took = await run_timed(aws_check("ses", fake_aws.url, role_arn=ROLE, timeout=2.0))
+    assert not result.up and took < 3.0
+    assert "Timeout" in _one_line(result.error), result.error
+    assert fake_aws.operations() == ["AssumeRole"]  # one attempt begun; none after the deadline
+    clients.reset()
