@@ -11,7 +11,8 @@ from typing import Annotated, Any, Union
 from pydantic import Field
 
 from monitor.probes import (
-    command, disk, dns, file, heartbeat, http, metrics, mysql, postgres, prometheus, rabbitmq, redis, stripe, tcp, tls,
+    cloudwatch, command, disk, dns, ecs, file, heartbeat, http, metrics, mysql, postgres, prometheus, rabbitmq, redis,
+    s3, secretsmanager, ses, sqs, stripe, tcp, tls,
 )
 from monitor.probes.base import CheckBase, Probe, ProbeEnv
 
@@ -31,6 +32,12 @@ PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
     "file": (file.FileCheck, file.probe),
     "metrics": (metrics.MetricsCheck, metrics.probe),
     "prometheus": (prometheus.PrometheusCheck, prometheus.probe),
+    "cloudwatch": (cloudwatch.CloudwatchCheck, cloudwatch.probe),
+    "sqs": (sqs.SqsCheck, sqs.probe),
+    "s3": (s3.S3Check, s3.probe),
+    "secretsmanager": (secretsmanager.SecretsmanagerCheck, secretsmanager.probe),
+    "ecs": (ecs.EcsCheck, ecs.probe),
+    "ses": (ses.SesCheck, ses.probe),
 }
 
 # The unit of each kind's `value` (monitor/core/units.py), for the status page, templates and
@@ -51,6 +58,12 @@ VALUE_UNITS: dict[str, str | Callable[[Any], str]] = {
     "file": "seconds",
     "metrics": "",  # whatever the query computes: `unit:` says (ratio, seconds...)
     "prometheus": "",
+    "cloudwatch": "",  # the metric's own unit (Percent, Count...): `unit:` says
+    "sqs": "count",
+    "s3": lambda check: "seconds" if check.key else "",  # object age; 1 for a reachable bucket
+    "secretsmanager": "days",
+    "ecs": "count",
+    "ses": "",  # 1 enabled, 0 disabled
 }
 
 
