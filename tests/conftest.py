@@ -105,7 +105,8 @@ def _secret_registry_isolated() -> _SecretsIterator[None]:
 
 # ======================================================================================
 # BEGIN real Prometheus server (tests/prometheus_server.py)
-# ===============================================================================from collections.abc import Callable as _PromCallable  # noqa: E402
+# ======================================================================================
+from collections.abc import Callable as _PromCallable  # noqa: E402
 from collections.abc import Iterator as _PromIterator  # noqa: E402
 from typing import Any as _PromAny  # noqa: E402
 
@@ -129,7 +130,10 @@ def prometheus_server() -> _PromIterator[_PromCallable[..., _PrometheusServer]]:
 
 # ======================================================================================
 # END real Prometheus server
-=======
+# ======================================================================================
+
+
+# ======================================================================================
 # BEGIN moto server (tests/moto_server.py): AWS APIs on 127.0.0.1 for the AWS kinds and SNS
 # ======================================================================================
 from tests.aws_fake import fake_aws  # noqa: E402, F401
