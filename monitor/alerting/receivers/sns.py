@@ -2,8 +2,8 @@
 (``target_arn``) or a phone number (SMS), with Alertmanager's ``sns_configs`` fields.
 
 The call goes through the shared AWS helper (``monitor.aws.clients``: cached clients, assumed
-roles, one bounded deadline), imported only when a notification is sent, so a config without
-an SNS receiver never loads boto3 (docs/architecture.md, "Optional dependencies").
+roles, one bounded deadline), which loads boto3 on the first call, so a config without an
+SNS receiver never does (docs/architecture.md, "Optional dependencies").
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -29,12 +29,10 @@ from monitor.alerting.receivers.base import (
     scrub,
 )
 from monitor.alerting.receivers.options import COMMON_IGNORED, Lenient, Url
+from monitor.aws.clients import AwsError, AwsTarget, call
 from monitor.core.durations import Duration
 from monitor.core.model import Model
 from monitor.core.timestamps import rfc3339
-
-if TYPE_CHECKING:
-    from monitor.aws.clients import AwsTarget
 
 # SNS's documented limits (docs/notifications.md, "Size limits"). A Publish over any of them
 # is refused with InvalidParameter, a permanent error, so the notification would be lost:
@@ -205,21 +203,15 @@ class SnsIntegration:
         wanted = only_wanted(notification, self.send_resolved)
         if wanted is None:
             return
-        from monitor.aws.clients import AwsError, call  # lazily: boto3 only when SNS is used
-
         params = self.publish_params(wanted)
         try:
             await call(self.target(), "publish", self.timeout, **params)
         except AwsError as err:
             raise self._delivery_error(err.code, err.message, permanent=err.permanent) from None
-        except TimeoutError:
-            raise DeliveryError(f"SNS Publish timed out after {self.timeout:g}s", permanent=False) from None
 
     def target(self) -> AwsTarget:
-        from monitor.aws.clients import AwsTarget
-
-        return AwsTarget(service="sns", region=self.region, endpoint_url=self.endpoint_url,
-                         role_arn=self.role_arn)
+        return AwsTarget(service="sns", region=self.region, endpoint_url=self.endpoint_url, role_arn=self.role_arn,
+                         profile=self.profile, access_key=self.access_key, secret_key=self.secret_key)
 
     def publish_params(self, notification: Notification) -> dict[str, Any]:
         """The Publish request for one notification, inside every SNS limit."""
