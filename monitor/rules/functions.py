@@ -146,7 +146,7 @@ def variables(result: Result, labels: dict[str, str], now: float, stale_after: f
         "up": result.up and not stale,
         "value": result.value if result.value is not None else 0.0,
         "latency": result.latency,
-        "status": int(result.detail.get("status", 0) or 0),
+        "status": _http_status(result.detail.get("status")),
         "body": result.detail.get("body", {}),
         "detail": result.detail,
         "labels": labels,
@@ -154,6 +154,18 @@ def variables(result: Result, labels: dict[str, str], now: float, stale_after: f
         "age": age,
         "error_budget_remaining": error_budget_remaining,
     }
+
+
+def _http_status(status: Any) -> int:
+    """``status`` is the HTTP status; other kinds' ``detail.status`` (an ECS service's
+    "ACTIVE") is not one and reads as 0, as an absent one does (``detail.status`` keeps it)."""
+    if isinstance(status, bool):
+        return 0
+    if isinstance(status, int):
+        return status
+    if isinstance(status, str) and status.isdigit():
+        return int(status)
+    return 0
 
 
 def rule_functions(names: Iterable[str], history: History, now: float,
