@@ -106,6 +106,7 @@ def _secret_registry_isolated() -> _SecretsIterator[None]:
 # ======================================================================================
 # BEGIN moto server (tests/moto_server.py): AWS APIs on 127.0.0.1 for the AWS kinds and SNS
 # ======================================================================================
+from tests.aws_fake import fake_aws  # noqa: E402, F401
 from tests.moto_server import moto_endpoint  # noqa: E402, F401
 
 # ======================================================================================

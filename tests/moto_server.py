@@ -45,10 +45,12 @@ def free_port() -> int:
 
 
 def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake credentials in the environment, and no client cached under others."""
     for name in CLEARED_ENV:
         monkeypatch.delenv(name, raising=False)
     for name, value in FAKE_ENV.items():
         monkeypatch.setenv(name, value)
+    _reset_clients()
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +68,7 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_until_up(url, process, log)
+            _warm_up(url)
             yield url
         finally:
             process.terminate()
@@ -90,6 +93,23 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: os.PathLike[
             pass
         time.sleep(0.1)
     raise RuntimeError(f"moto server did not start within 60s: {open(log).read()[-2000:]}")
+
+
+# One cheap call per service the tests use: moto imports a service's backend on its first
+# request, which takes seconds for some (ECS) on a busy machine; better here, once, than
+# inside a test's timeout.
+WARM_UP = {"sqs": "list_queues", "s3": "list_buckets", "secretsmanager": "list_secrets", "ecs": "list_clusters",
+           "cloudwatch": "list_metrics", "sts": "get_caller_identity", "sns": "list_topics", "ses": "list_identities"}
+
+
+def _warm_up(url: str) -> None:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=10, read_timeout=120, retries={"total_max_attempts": 1})
+    for service, method in WARM_UP.items():
+        client = boto3.client(service, region_name=FAKE_ENV["AWS_DEFAULT_REGION"], endpoint_url=url, config=config)
+        getattr(client, method)()
 
 
 def _reset_clients() -> None:

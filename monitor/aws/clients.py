@@ -389,6 +389,7 @@ def classify(err: BaseException, operation: str) -> AwsError:
     if isinstance(err, AwsError):
         return err
     from botocore import exceptions as bx  # noqa: PLC0415  (loaded by the client that raised it)
+    from botocore.parsers import ResponseParserError  # noqa: PLC0415
 
     if isinstance(err, bx.ClientError):
         response = getattr(err, "response", {}) or {}
@@ -412,6 +413,11 @@ def classify(err: BaseException, operation: str) -> AwsError:
         return AwsError("ReadTimeout", f"{_endpoint(err)} stopped answering", operation=operation)
     if isinstance(err, bx.EndpointConnectionError):
         return AwsError("EndpointConnectionError", f"could not connect to {_endpoint(err)}", operation=operation)
+    if isinstance(err, ResponseParserError):
+        # Its text quotes the body it could not parse: possibly the very answer a caller
+        # asked to drop (a GetSecretValue), so none of it is kept.
+        return AwsError("ResponseParserError", "the answer could not be parsed (not an AWS API answer: a proxy "
+                        "or an HTML error page?)", operation=operation)
     if isinstance(err, bx.ConnectionClosedError):
         return AwsError("ConnectionClosed", f"{_endpoint(err)} closed the connection", operation=operation)
     if isinstance(err, bx.BotoCoreError):
@@ -425,7 +431,9 @@ def _from_error_dict(error: dict[str, Any], status: Any, operation: str) -> AwsE
     if not code or code.isdigit():
         # HEAD answers have no body: S3's HeadObject/HeadBucket give only the status.
         code = _STATUS_CODES.get(status or 0, f"HTTP{status}" if status else "UnknownError")
-    message = str(error.get("Message") or error.get("message") or "")
+    message = str(error.get("Message") or error.get("message") or "").strip()
+    if message.startswith("<"):
+        message = ""  # an HTML error page (a proxy, a wrong endpoint), not an AWS error
     if not message and status:
         message = f"HTTP {status}"
     throttled = code in THROTTLING_CODES or status == 429
@@ -449,7 +457,7 @@ def _exception_text(err: BaseException) -> str:
 
 
 def _clean(text: str) -> str:
-    return one_line(_ACCESS_KEY_ID.sub("***", str(text)), 400)
+    return one_line(_ACCESS_KEY_ID.sub("***", str(text)), 300)
 
 
 def _operation_name(method: str) -> str:

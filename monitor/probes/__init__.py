@@ -10,6 +10,7 @@ from typing import Annotated, Any, Union
 from pydantic import Field
 
 from monitor.probes import command, disk, dns, file, heartbeat, http, mysql, postgres, rabbitmq, redis, stripe, tcp, tls
+from monitor.probes import cloudwatch, ecs, s3, secretsmanager, ses, sqs
 from monitor.probes.base import CheckBase, Probe, ProbeEnv
 
 PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
@@ -26,6 +27,12 @@ PROBES: dict[str, tuple[type[CheckBase], Probe]] = {
     "tls": (tls.TlsCheck, tls.probe),
     "command": (command.CommandCheck, command.probe),
     "file": (file.FileCheck, file.probe),
+    "cloudwatch": (cloudwatch.CloudwatchCheck, cloudwatch.probe),
+    "sqs": (sqs.SqsCheck, sqs.probe),
+    "s3": (s3.S3Check, s3.probe),
+    "secretsmanager": (secretsmanager.SecretsmanagerCheck, secretsmanager.probe),
+    "ecs": (ecs.EcsCheck, ecs.probe),
+    "ses": (ses.SesCheck, ses.probe),
 }
 
 # Built from the table, so a new kind needs no edit here; typed loosely because a Union
