@@ -71,6 +71,21 @@ def test_attribute_names_sns_refuses_are_config_errors(name: str) -> None:
         SnsConfig.model_validate({"topic_arn": TOPIC, "attributes": {name: "v"}})
 
 
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"topic_arn": "alerts"}, "topic_arn must be an SNS ARN"),
+    ({"topic_arn": "arn:aws:sqs:eu-central-1:123456789012:q"}, "topic_arn must be an SNS ARN"),
+    ({"target_arn": "arn:aws:sns:eu-central-1:12345:endpoint/x"}, "target_arn must be an SNS ARN"),
+    ({"phone_number": "015112345678", "sigv4": {"region": "eu-central-1"}}, "E.164"),
+    ({"topic_arn": TOPIC, "api_url": "http://sns.example.com"}, "api_url must be https://"),
+    ({"topic_arn": TOPIC, "api_url": "ftp://127.0.0.1"}, "http:// or https://"),
+])
+def test_destinations_and_endpoint_are_checked_at_load(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        SnsConfig.model_validate(fields)
+    # A loopback endpoint (a local test double) may be plain http.
+    assert SnsConfig.model_validate({"topic_arn": TOPIC, "api_url": "http://127.0.0.1:4566"}).api_url
+
+
 def test_empty_attribute_value_is_a_config_error() -> None:
     with pytest.raises(ValidationError, match="empty value"):
         SnsConfig.model_validate({"topic_arn": TOPIC, "attributes": {"team": ""}})

@@ -9,14 +9,16 @@ SNS receiver never does (docs/architecture.md, "Optional dependencies").
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 import unicodedata
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from monitor.alerting.model import Alert, Notification
 from monitor.alerting.receivers.base import (
@@ -32,6 +34,7 @@ from monitor.alerting.receivers.options import COMMON_IGNORED, Lenient, Url
 from monitor.aws.clients import AwsError, AwsTarget, call
 from monitor.core.durations import Duration
 from monitor.core.model import Model
+from monitor.core.results import one_line
 from monitor.core.timestamps import rfc3339
 
 # SNS's documented limits (docs/notifications.md, "Size limits"). A Publish over any of them
@@ -47,6 +50,8 @@ TRUNCATED_MARK = "\n…[truncated to fit SNS's message limit]"
 # What SNS accepts as a message attribute name.
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
 _ARN_REGION = re.compile(r"^arn:aws[a-z-]*:sns:([a-z0-9-]+):")
+_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]*:\d{12}:\S+$")
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
 # AWS error codes whose retry cannot succeed: the request itself, the topic or the credentials
 # are wrong. Everything else that is not in TEMPORARY_CODES falls back to the helper's own
@@ -101,6 +106,34 @@ class SnsConfig(Lenient):
     send_resolved: bool = True
     timeout: Duration | None = None
 
+    @field_validator("topic_arn", "target_arn")
+    @classmethod
+    def _arn(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Checked at load: a mistyped ARN would otherwise fail every notification for good.
+        # A template ("{{ ... }}") is left for the renderer.
+        if value is not None and "{{" not in value and not _ARN.match(value):
+            raise ValueError(f"{info.field_name} must be an SNS ARN (arn:aws:sns:REGION:ACCOUNT:NAME), "
+                             f"got {one_line(value, 200)!r}")
+        return value
+
+    @field_validator("phone_number")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        if value is not None and "{{" not in value and not _E164.match(value):
+            raise ValueError("phone_number must be in E.164 form, e.g. +4915112345678")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        # Requests carry replayable signatures (and a session token): in clear text only to
+        # this machine, as for the AWS check kinds' endpoint_url.
+        if value is not None and value.startswith("http://"):
+            host = urlsplit(value).hostname or ""
+            if not _loopback(host):
+                raise ValueError("api_url must be https:// (plain http:// only to a loopback address)")
+        return value
+
     @field_validator("attributes")
     @classmethod
     def _attributes(cls, value: dict[str, str]) -> dict[str, str]:
@@ -132,6 +165,15 @@ class SnsConfig(Lenient):
         if found := _ARN_REGION.match(arn):
             return found.group(1)
         return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def build(config: SnsConfig) -> SnsIntegration:
