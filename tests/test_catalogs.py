@@ -7,6 +7,8 @@ set to a plausible value, exactly as a deployment would provide them.
 from __future__ import annotations
 
 import os
+import time
+from typing import Any
 import re
 from pathlib import Path
 
@@ -41,6 +43,8 @@ def plausible(name: str) -> str:
         return "https://service.example.test"
     if name.endswith("_BYTES"):
         return "1073741824"
+    if name.endswith("_AWS_REGION"):
+        return "eu-central-1"
     return "test-value-0123456789"
 
 
@@ -202,3 +206,200 @@ def test_kubernetes_configmap_loads_with_the_pod_env(tmp_path: Path, monkeypatch
     mounts = {m["mountPath"] for m in monitor["volumeMounts"]}
     assert {"/etc/monitor", "/var/lib/monitor"} <= mounts
     assert monitor["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+# --- AWS: one outage pages once; the checks read what the rules expect -------------------------
+
+AWS_SYSTEMS = ["echo", "sleek_coach", "pulse_ai_studio"]
+
+
+def _sidecar_config(system: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    sidecar = ROOT / "deploy" / "monitor.sidecar.yaml"
+    monkeypatch.setenv("MONITOR_SYSTEM", system)
+    for name in required_vars(sidecar, *catalog_files(system)) - {"MONITOR_SYSTEM"}:
+        monkeypatch.setenv(name, plausible(name))
+    return load_config(_etc_monitor(sidecar, tmp_path))
+
+
+def _alerts(config: Config) -> list[dict[str, str]]:
+    """The label set of every alert the catalog can raise (one per rule and selected check)."""
+    from monitor.rules.engine import alert_labels
+
+    return [alert_labels(loaded, check) for loaded in config.rules for check in config.checks
+            if loaded.rule.selects(check.name, check.labels)]
+
+
+@pytest.mark.parametrize("system", AWS_SYSTEMS)
+def test_one_outage_pages_once(system: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # While a service is down (an outage="true" alert), every other alert of that service, and
+    # every system-wide symptom (scope="system"), is muted by the sidecar's inhibit rules.
+    from monitor.alerting.inhibition import InhibitRule, Inhibitor
+
+    config = _sidecar_config(system, tmp_path, monkeypatch)
+    inhibitor = Inhibitor([InhibitRule(r.sources, r.targets, r.equal) for r in config.alerting.inhibit_rules])
+    alerts = _alerts(config)
+    outages = [a for a in alerts if a.get("outage") == "true"]
+    assert outages, f"{system}: no rule marks a service down"
+    muted_somewhere = set()
+    for outage in outages:
+        stage = inhibitor.with_sources([outage])
+        assert not stage.mutes(outage, 0.0)
+        for other in alerts:
+            if other.get("outage") == "true":
+                continue
+            if other["service"] == outage["service"] or other.get("scope") == "system":
+                assert stage.mutes(other, 0.0), f"{other['alertname']} would page beside {outage['alertname']}"
+                muted_somewhere.add(other["alertname"])
+    # The AWS alerts of the service the outage is about are among those muted.
+    expected = {"echo": {"EchoEcsTasksBelowDesired", "EchoEcsCpuHigh", "EchoEcsMemoryHigh"},
+                "sleek_coach": {"SleekCoachApi5xxRate", "SleekCoachApiLatencyHigh", "SleekCoachEcsTasksBelowDesired",
+                                "SleekCoachRdsCpuHigh", "SleekCoachRedisMemoryHigh"},
+                "pulse_ai_studio": {"PulseAlb5xxErrors", "PulseEcsUnhealthyTasks", "PulseRdsCpuHigh",
+                                    "PulseRedisCpuHigh"}}[system]
+    assert expected <= muted_somewhere
+
+
+@pytest.mark.parametrize("system", AWS_SYSTEMS)
+def test_aws_lines_are_covered(system: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_system(system, tmp_path, monkeypatch)
+    kinds = {c.kind for c in config.checks}
+    assert {"ecs", "cloudwatch", "s3", "secretsmanager"} <= kinds
+    if system == "pulse_ai_studio":
+        assert "ses" in kinds
+    for f in catalog_files(system):
+        text = f.read_text(encoding="utf-8")
+        header = text[: text.index("groups:\n" if "alert_rules" in str(f) else "checks:\n")]
+        for line in ("ECS service/task status", "Secrets Manager SDK call", "SES sending status",
+                     "RDS/Redis CPU", "ECS CPU > 85%"):
+            assert line not in header, f"{f}: still lists {line!r} as not covered"
+
+
+# Sleek Coach's AWS checks that moto answers: its ALB 5xx rate (metric math) and p95 (an
+# extended statistic) are not computed by moto; the cloudwatch kind's tests cover both
+# against a double that speaks CloudWatch's wire format.
+SLEEK_ON_MOTO = ["sleek_coach_ecs_service", "sleek_coach_ecs_cpu", "sleek_coach_rds_cpu", "sleek_coach_redis_memory",
+                 "sleek_coach_photos_bucket", "sleek_coach_secret"]
+
+
+async def test_sleek_coach_aws_checks_read_moto_and_trip_their_rules(
+        moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    import boto3
+
+    from monitor.aws import clients
+    from monitor.check_status import CheckStatuses
+    from monitor.core.clock import FakeClock
+    from monitor.probes import ProbeEnv
+    from monitor.scheduling.runner import run_check
+    from tests.rule_setup import RulePipeline
+
+    region, tag = "eu-central-1", uuid.uuid4().hex[:10]
+    names = {
+        "SLEEK_COACH_AWS_REGION": region, "SLEEK_COACH_ECS_CLUSTER": f"sleek-{tag}",
+        "SLEEK_COACH_ECS_SERVICE": f"api-{tag}", "SLEEK_COACH_RDS_INSTANCE": f"db-{tag}",
+        "SLEEK_COACH_REDIS_CLUSTER_ID": f"redis-{tag}", "SLEEK_COACH_PHOTOS_BUCKET": f"photos-{tag}",
+        "SLEEK_COACH_SECRET_ID": f"sleek/{tag}/db", "SLEEK_COACH_ALB": f"app/alb-{tag}/0123456789abcdef",
+    }
+
+    def aws(service: str) -> Any:
+        return boto3.client(service, region_name=region, endpoint_url=moto_endpoint)  # type: ignore[call-overload]
+
+    ecs = aws("ecs")
+    ecs.create_cluster(clusterName=names["SLEEK_COACH_ECS_CLUSTER"])
+    ecs.register_task_definition(family=f"api-{tag}", containerDefinitions=[{"name": "api", "image": "api", "memory": 512}])
+    ecs.create_service(cluster=names["SLEEK_COACH_ECS_CLUSTER"], serviceName=names["SLEEK_COACH_ECS_SERVICE"],
+                       taskDefinition=f"api-{tag}", desiredCount=2)  # moto starts no task: 0 of 2 running
+    metric_data = [
+        ("AWS/ECS", "CPUUtilization", {"ClusterName": names["SLEEK_COACH_ECS_CLUSTER"],
+                                       "ServiceName": names["SLEEK_COACH_ECS_SERVICE"]}, 91.5),
+        ("AWS/RDS", "CPUUtilization", {"DBInstanceIdentifier": names["SLEEK_COACH_RDS_INSTANCE"]}, 42.0),
+        ("AWS/ElastiCache", "DatabaseMemoryUsagePercentage", {"CacheClusterId": names["SLEEK_COACH_REDIS_CLUSTER_ID"]},
+         85.0),
+    ]
+    cloudwatch = aws("cloudwatch")
+
+    def publish_metrics(at: float) -> None:
+        # A datapoint per run, stamped with the (fake) time, as CloudWatch has one per period.
+        from datetime import UTC, datetime
+
+        for namespace, metric, dimensions, value in metric_data:
+            cloudwatch.put_metric_data(Namespace=namespace, MetricData=[{
+                "MetricName": metric, "Value": value, "Timestamp": datetime.fromtimestamp(at - 30, UTC),
+                "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()]}])
+
+    aws("s3").create_bucket(Bucket=names["SLEEK_COACH_PHOTOS_BUCKET"],
+                            CreateBucketConfiguration={"LocationConstraint": region})
+    aws("secretsmanager").create_secret(Name=names["SLEEK_COACH_SECRET_ID"], SecretString="postgresql://x")
+
+    # The catalog as shipped: no endpoint_url in it; AWS_ENDPOINT_URL sends the default chain's
+    # clients to moto, as it would send them to any other endpoint.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    clients.reset()
+    checks, rules = catalog_files("sleek_coach")
+    for name in required_vars(checks, rules) - set(names):
+        monkeypatch.setenv(name, plausible(name))
+    for name, value in names.items():  # also the ones the catalog defaults to the runbook's names
+        monkeypatch.setenv(name, value)
+    main = tmp_path / "monitor.yaml"
+    main.write_text(f"check_files: [{str(checks)!r}]\nrule_files: [{str(rules)!r}]\n", encoding="utf-8")
+    config = load_config(main)
+    on_moto = [c for c in config.checks if c.name in SLEEK_ON_MOTO]
+    assert sorted(c.name for c in on_moto) == sorted(SLEEK_ON_MOTO)
+
+    clock = FakeClock(time.time())
+    statuses = CheckStatuses()
+    statuses.configure(config.checks)
+    pipeline = RulePipeline(statuses, clock)
+    pipeline.configure(config.checks, config.rules)
+
+    async def run_all() -> dict[str, Any]:
+        publish_metrics(clock.time())
+        env = ProbeEnv(clock=clock)
+        try:
+            results = {c.name: await run_check(c, env) for c in on_moto}
+        finally:
+            await env.close()
+        for check in on_moto:
+            statuses.record(check.name, results[check.name])
+            pipeline.evaluate(check, results[check.name])
+        return results
+
+    def firing() -> set[str]:
+        return {a.alertname for a in pipeline.alerts.values() if a.state == "firing"}
+
+    try:
+        results = await run_all()
+        assert all(r.up for r in results.values()), {n: r.error for n, r in results.items()}
+        ecs_result = results["sleek_coach_ecs_service"]
+        assert (ecs_result.value, ecs_result.detail["desired"], ecs_result.detail["status"]) == (0.0, 2, "ACTIVE")
+        assert results["sleek_coach_ecs_cpu"].value == 91.5
+        assert results["sleek_coach_rds_cpu"].value == 42.0
+        assert results["sleek_coach_redis_memory"].value == 85.0
+        assert results["sleek_coach_photos_bucket"].value == 1.0
+        assert results["sleek_coach_secret"].detail.get("rotation_enabled") is False
+
+        # The runbook's durations: 5 minutes for the task count, 10 for CPU and memory.
+        clock.advance(5 * 60)
+        await run_all()
+        assert firing() == {"SleekCoachEcsTasksBelowDesired"}
+        clock.advance(5 * 60)
+        await run_all()
+        assert firing() == {"SleekCoachEcsTasksBelowDesired", "SleekCoachEcsCpuHigh", "SleekCoachRedisMemoryHigh"}
+
+        # Then the world changes: the service is scaled to what runs, the bucket is deleted,
+        # the secret is scheduled for deletion.
+        ecs.update_service(cluster=names["SLEEK_COACH_ECS_CLUSTER"], service=names["SLEEK_COACH_ECS_SERVICE"],
+                           desiredCount=0)
+        aws("s3").delete_bucket(Bucket=names["SLEEK_COACH_PHOTOS_BUCKET"])
+        aws("secretsmanager").delete_secret(SecretId=names["SLEEK_COACH_SECRET_ID"], RecoveryWindowInDays=7)
+        clock.advance(60)
+        results = await run_all()
+        assert not results["sleek_coach_photos_bucket"].up and "NoSuchBucket" in (results["sleek_coach_photos_bucket"].error or "")
+        assert not results["sleek_coach_secret"].up
+        assert "SleekCoachEcsTasksBelowDesired" not in firing()
+        clock.advance(5 * 60)
+        await run_all()
+        assert {"SleekCoachPhotosBucketUnreachable", "SleekCoachSecretUnreadable"} <= firing()
+    finally:
+        clients.reset()

@@ -83,7 +83,7 @@ LabelMap = Annotated[dict[str, str], BeforeValidator(_stringify)]
 # Alertmanager integrations we do not deliver to: accepted so the file loads, reported.
 UNSUPPORTED_INTEGRATIONS = frozenset({
     "discord_configs", "email_configs", "jira_configs", "msteams_configs", "msteamsv2_configs",
-    "opsgenie_configs", "pushover_configs", "rocketchat_configs", "sns_configs",
+    "opsgenie_configs", "pushover_configs", "rocketchat_configs",
     "telegram_configs", "victorops_configs", "webex_configs", "wechat_configs",
 })  # fmt: skip
 

@@ -43,7 +43,7 @@ import threading
 import time
 import weakref
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,6 +83,11 @@ class AwsTarget:
     region: str
     endpoint_url: str | None = None  # another endpoint, e.g. a VPC endpoint or a local test double
     role_arn: str | None = None  # assumed through STS before the call
+    # Instead of the default chain (the SNS receiver's sigv4): a named profile of the shared
+    # config files, or static keys. Not in the repr, which must never show a key.
+    profile: str | None = None
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
 
 
 class AwsError(Exception):
@@ -264,7 +269,8 @@ def _response_received(exception: BaseException | None = None, parsed_response: 
 # resolution builds its STS client under the same lock.
 _client_lock = threading.RLock()
 _clients: dict[tuple[AwsTarget, float], Any] = {}
-_sessions: dict[str | None, Any] = {}  # role ARN (None: the default chain) -> boto3 Session
+# (role ARN or None, (profile, access key, secret key)) -> boto3 Session; all None: the default chain
+_sessions: dict[tuple[str | None, tuple[str | None, str | None, str | None]], Any] = {}
 
 
 def now() -> datetime:
@@ -298,7 +304,7 @@ def _make_client(target: AwsTarget, socket_timeout: float) -> Any:
         max_pool_connections=PER_ENDPOINT,
         user_agent_extra="monitor",
     )
-    session = _session(target.role_arn, target.region)
+    session = _session(target.role_arn, target.region, (target.profile, target.access_key, target.secret_key))
     client = session.client(target.service, region_name=target.region, endpoint_url=target.endpoint_url, config=config)
     _hook(client)
     return client
@@ -309,24 +315,28 @@ def _hook(client: Any) -> None:
     client.meta.events.register("response-received", _response_received)
 
 
-def _session(role_arn: str | None, region: str) -> Any:
-    """The boto3 session for the default chain, or for an assumed role (called under the lock)."""
-    session = _sessions.get(role_arn)
+def _session(role_arn: str | None, region: str,
+             base_credentials: tuple[str | None, str | None, str | None] = (None, None, None)) -> Any:
+    """The boto3 session for the default chain (or a profile, or static keys), or for a role
+    assumed with those (called under the lock)."""
+    session = _sessions.get((role_arn, base_credentials))
     if session is not None:
         return session
     import boto3.session  # noqa: PLC0415  (lazy: see the module docstring)
     import botocore.session  # noqa: PLC0415
 
     if role_arn is None:
-        session = boto3.session.Session()
+        profile, access_key, secret_key = base_credentials
+        session = boto3.session.Session(profile_name=profile, aws_access_key_id=access_key,
+                                        aws_secret_access_key=secret_key)
     else:
-        base = _session(None, region)
+        base = _session(None, region, base_credentials)
         core = botocore.session.Session()
         # One copy of the service models for all sessions.
         core.register_component("data_loader", base._session.get_component("data_loader"))
         core.register_component("credential_provider", _AssumedRole(base, role_arn, region))
         session = boto3.session.Session(botocore_session=core)
-    _sessions[role_arn] = session
+    _sessions[(role_arn, base_credentials)] = session
     return session
 
 

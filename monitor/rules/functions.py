@@ -150,7 +150,7 @@ def variables(result: Result, labels: dict[str, str], now: float, stale_after: f
         # nothing. On a result that is down: 0.0, so `!up || value > 5` still fires.
         "value": result.value if result.value is not None else (None if up else 0.0),
         "latency": result.latency,
-        "status": int(result.detail.get("status", 0) or 0),
+        "status": _http_status(result.detail.get("status")),
         "body": result.detail.get("body", {}),
         "detail": result.detail,
         "labels": labels,
@@ -163,6 +163,18 @@ def variables(result: Result, labels: dict[str, str], now: float, stale_after: f
 def lacks_value(scope: dict[str, Any]) -> bool:
     """A rule whose scope has ``value`` None (see ``variables``): it does not hold."""
     return "value" in scope and scope["value"] is None
+
+
+def _http_status(status: Any) -> int:
+    """``status`` is the HTTP status; other kinds' ``detail.status`` (an ECS service's
+    "ACTIVE") is not one and reads as 0, as an absent one does (``detail.status`` keeps it)."""
+    if isinstance(status, bool):
+        return 0
+    if isinstance(status, int):
+        return status
+    if isinstance(status, str) and status.isdigit():
+        return int(status)
+    return 0
 
 
 def rule_functions(names: Iterable[str], history: History, now: float,

@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from monitor.alerting.receivers import alertmanager, pagerduty, slack, webhook
+from monitor.alerting.receivers import alertmanager, pagerduty, slack, sns, webhook
 from monitor.alerting.receivers.alertmanager import AlertmanagerIntegration
 from monitor.alerting.receivers.base import DeliveryError, Integration, classify, parse_retry_after, safe_url
 from monitor.alerting.receivers.options import Lenient
 from monitor.alerting.receivers.pagerduty import PagerDutyIntegration
 from monitor.alerting.receivers.slack import SlackIntegration
+from monitor.alerting.receivers.sns import SnsIntegration
 from monitor.alerting.receivers.webhook import WebhookIntegration, sign
 
 C = TypeVar("C", bound=Lenient)
@@ -45,6 +46,7 @@ RECEIVERS: dict[str, ReceiverKind] = {
     "pagerduty_configs": ReceiverKind.of(pagerduty.PagerDutyConfig, pagerduty.build),
     "webhook_configs": ReceiverKind.of(webhook.WebhookConfig, webhook.build),
     "alertmanager_configs": ReceiverKind.of(alertmanager.AlertmanagerForwardConfig, alertmanager.build),
+    "sns_configs": ReceiverKind.of(sns.SnsConfig, sns.build),
 }
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "PagerDutyIntegration",
     "ReceiverKind",
     "SlackIntegration",
+    "SnsIntegration",
     "WebhookIntegration",
     "classify",
     "parse_retry_after",
