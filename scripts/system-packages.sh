@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real (see docs/architecture.md,
 # "Tests"), only when they are missing: Prometheus, which the PromQL agreement tests compare
-# against, and Chromium, which renders the status page in the browser tests. A machine that
+# against (its promtool confirms the expected values of tests/promql/*.test), and Chromium, which renders the status page in the browser tests. A machine that
 # already has them is not touched; one that cannot install them fails here, loudly, rather
 # than letting the suite skip those tests.
 set -euo pipefail
 missing=()
-command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 SUDO=""

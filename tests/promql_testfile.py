@@ -1,10 +1,12 @@
-"""Runs PromQL cases written in Prometheus' own promql/testdata ``*.test`` format.
+"""Reads and runs PromQL cases written in Prometheus' ``.test`` format (tests/promql/*.test).
 
-The format (from Prometheus' promql/test.go): ``load <step>`` followed by series lines
+The format (Prometheus' promql/test.go): ``load <step>`` followed by series lines
 ``name{label="value"} 0+10x5 _ stale 3``, then ``eval instant at <time> <query>`` (or
 ``eval_fail`` / ``eval_ordered``) followed by the expected series and values, or a bare number
-for a scalar result; ``clear`` empties the storage. Values compare with Prometheus' own
-tolerance (relative 1e-6, NaN equal to NaN).
+for a scalar result; ``clear`` empties the storage. An ``eval_fail`` may be followed by
+``expected_fail_message <text>``, which the error must contain. Values compare with
+Prometheus' own tolerance (relative 1e-6, NaN equal to NaN); tests/promql_promtool.py checks
+the same files against Prometheus itself, exactly.
 """
 
 from __future__ import annotations
@@ -42,6 +44,25 @@ def _number(text: str) -> float:
     return float(text)
 
 
+def split_series(line: str) -> tuple[str, str]:
+    """``name{a="b"} 1+1x3`` -> (``name{a="b"}``, ``1+1x3``): the series and its values."""
+    i = 0
+    while i < len(line) and (line[i].isalnum() or line[i] in "_:"):
+        i += 1
+    if i < len(line) and line[i] == "{":
+        quoted = False
+        while True:
+            i += 1
+            if line[i] == "\\" and quoted:
+                i += 1
+            elif line[i] == '"':
+                quoted = not quoted
+            elif line[i] == "}" and not quoted:
+                i += 1
+                break
+    return line[:i], line[i:].strip()
+
+
 def parse_series(line: str) -> tuple[dict[str, str], list[float | None]]:
     """``name{a="b"} 1+1x3 _ stale`` -> labels (with __name__) and values (None: no sample)."""
     labels: dict[str, str] = {}
@@ -75,8 +96,12 @@ def parse_series(line: str) -> tuple[dict[str, str], list[float | None]]:
                 i += 1
             i += 1
             labels[name] = "".join(value)
+    return labels, parse_values(line[i:])
+
+
+def parse_values(text: str) -> list[float | None]:
     values: list[float | None] = []
-    for item in line[i:].split():
+    for item in text.split():
         if item == "_":
             values.append(None)
             continue
@@ -92,7 +117,7 @@ def parse_series(line: str) -> tuple[dict[str, str], list[float | None]]:
         for _ in range(int(match.group("times")) + 1):
             values.append(start)
             start += step
-    return labels, values
+    return values
 
 
 @dataclass
@@ -104,6 +129,15 @@ class Case:
     ordered: bool
     scalar: float | None = None
     expected: list[tuple[dict[str, str], float]] = field(default_factory=list)
+    fail_message: str | None = None  # ``expected_fail_message <text>``: the error contains it
+
+
+@dataclass
+class Block:
+    """One ``load`` (after the start of the file or a ``clear``) and the cases evaluated on it."""
+    step_ms: int = 0
+    series: list[str] = field(default_factory=list)  # the series lines as written
+    cases: list[Case] = field(default_factory=list)
 
 
 @dataclass
@@ -125,11 +159,11 @@ def almost_equal(a: float, b: float) -> bool:
     return diff / (abs(a) + abs(b)) < 1e-6
 
 
-def run(text: str) -> Outcome:
-    """Run every command of a .test file; returns which eval cases passed, failed, or use
-    what the engine does not support."""
-    outcome = Outcome()
-    store = _new_store()
+def parse(text: str) -> list[Block]:
+    """The file's commands as blocks. A second ``load`` without ``clear`` between them adds to
+    the storage in the .test format; files here keep one ``load`` per block so that each block
+    is also one ``promtool test rules`` group (tests/promql_promtool.py)."""
+    blocks = [Block()]
     lines = [ln.strip() for ln in text.split("\n")]
     lines = ["" if ln.startswith("#") else ln for ln in lines]
     i = 0
@@ -140,27 +174,29 @@ def run(text: str) -> Outcome:
             continue
         word = line.split()[0].lower()
         if word == "clear":
-            store = _new_store()
+            blocks.append(Block())
             i += 1
         elif word == "load":
-            step = duration_ms(line.split(None, 1)[1].strip())
+            block = blocks[-1]
+            if block.series or block.cases:
+                raise ValueError(f"line {i + 1}: one load per block: write clear before it")
+            block.step_ms = duration_ms(line.split(None, 1)[1].strip())
             i += 1
-            series: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[float | None]]] = {}
             while i < len(lines) and lines[i]:
-                labels, values = parse_series(lines[i])
-                series[tuple(sorted(labels.items()))] = (labels, values)  # a later line replaces an earlier one
+                block.series.append(lines[i])
                 i += 1
-            for labels, values in series.values():
-                for n, value in enumerate(values):
-                    if value is not None:
-                        store.load(labels, n * step / 1000, value)
         elif word.startswith("eval"):
             match = _EVAL.match(line)
-            assert match, line
+            if match is None:
+                raise ValueError(f"line {i + 1}: bad eval {line!r}")
             case = Case(i + 1, match.group(3), duration_ms(match.group(2)) if match.group(2) else 0,
                         match.group(1) == "fail", match.group(1) == "ordered")
             i += 1
             while i < len(lines) and lines[i]:
+                if lines[i].startswith("expected_fail_message "):
+                    case.fail_message = lines[i].split(None, 1)[1]
+                    i += 1
+                    continue
                 try:
                     case.scalar = _number(lines[i])
                     i += 1
@@ -168,13 +204,32 @@ def run(text: str) -> Outcome:
                 except ValueError:
                     pass
                 labels, values = parse_series(lines[i])
-                assert len(values) == 1, lines[i]
-                assert values[0] is not None
+                if len(values) != 1 or values[0] is None:
+                    raise ValueError(f"line {i + 1}: an expected sample has one value")
                 case.expected.append((labels, values[0]))
                 i += 1
-            _check(case, store, outcome)
+            blocks[-1].cases.append(case)
         else:
             raise ValueError(f"line {i + 1}: unknown command {line!r}")
+    return [b for b in blocks if b.series or b.cases]
+
+
+def run(text: str) -> Outcome:
+    """Run every case of a .test file through the engine; returns which eval cases passed,
+    failed, or use what the engine does not support."""
+    outcome = Outcome()
+    for block in parse(text):
+        store = _new_store()
+        series: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[float | None]]] = {}
+        for line in block.series:
+            labels, values = parse_series(line)
+            series[tuple(sorted(labels.items()))] = (labels, values)  # a later line replaces an earlier one
+        for labels, values in series.values():
+            for n, value in enumerate(values):
+                if value is not None:
+                    store.load(labels, n * block.step_ms / 1000, value)
+        for case in block.cases:
+            _check(case, store, outcome)
     return outcome
 
 
@@ -186,7 +241,7 @@ def _check(case: Case, store: SeriesStore, outcome: Outcome) -> None:
     try:
         query = compile_query(case.query)
     except PromQLError as err:
-        if case.fail and "unsupported" not in str(err):
+        if case.fail and "unsupported" not in str(err) and (case.fail_message or "") in str(err):
             outcome.passed.append(case)
         elif "unsupported" in str(err):
             outcome.unsupported.append((case, str(err)))
@@ -196,7 +251,9 @@ def _check(case: Case, store: SeriesStore, outcome: Outcome) -> None:
     try:
         result = evaluate(query, store, case.at_ms / 1000)
     except PromQLError as err:
-        if case.fail:
+        if case.fail and case.fail_message is not None and case.fail_message not in str(err):
+            outcome.failed.append((case, f"error {str(err)!r} lacks {case.fail_message!r}"))
+        elif case.fail:
             outcome.passed.append(case)
         else:
             outcome.failed.append((case, f"evaluate: {err}"))
