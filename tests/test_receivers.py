@@ -121,10 +121,12 @@ def test_a_receiver_entry_has_one_list_per_table_row_in_table_order() -> None:
         "slack_configs": [{"api_url": SLACK_URL}],
         "webhook_configs": [{"url": HOOK_URL}],
         "pagerduty_configs": [{"routing_key": ROUTING_KEY}],
+        "email_configs": [{"to": "oncall@example.org", "from": "monitor@example.org",
+                           "smarthost": "smtp.example.org:587"}],
     })
     assert [(key, index) for key, index, _ in entry.integrations()] == [(key, 0) for key in RECEIVERS]
     assert [RECEIVERS[key].build(config).name for key, _, config in entry.integrations()] == [
-        "slack", "pagerduty", "webhook", "alertmanager"]
+        "slack", "pagerduty", "webhook", "alertmanager", "email"]
 
 
 def test_the_pagerduty_severity_type_is_the_shared_severity_list() -> None:

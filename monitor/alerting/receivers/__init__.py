@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from monitor.alerting.receivers import alertmanager, pagerduty, slack, webhook
+from monitor.alerting.receivers import alertmanager, email, pagerduty, slack, webhook
 from monitor.alerting.receivers.alertmanager import AlertmanagerIntegration
 from monitor.alerting.receivers.base import DeliveryError, Integration, classify, parse_retry_after, safe_url
 from monitor.alerting.receivers.options import Lenient
@@ -45,6 +45,7 @@ RECEIVERS: dict[str, ReceiverKind] = {
     "pagerduty_configs": ReceiverKind.of(pagerduty.PagerDutyConfig, pagerduty.build),
     "webhook_configs": ReceiverKind.of(webhook.WebhookConfig, webhook.build),
     "alertmanager_configs": ReceiverKind.of(alertmanager.AlertmanagerForwardConfig, alertmanager.build),
+    "email_configs": ReceiverKind.of(email.EmailConfig, email.build),
 }
 
 __all__ = [
