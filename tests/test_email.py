@@ -72,6 +72,15 @@ async def test_starttls_auth_and_the_message_as_received(server: MailServer, tmp
     assert "value: 503" in text and "<h2" in body
 
 
+async def test_non_ascii_travels_seven_bit_clean(server: MailServer, tmp_path: Path) -> None:
+    await send(email(server, tmp_path, headers={"Subject": "Störung — API 🔴"}),
+               notification(summary="Prüfung fehlgeschlagen 🔴"))
+    (mail,) = server.mails
+    assert all(byte < 128 for byte in mail.raw)
+    assert mail.message["Subject"] == "Störung — API 🔴"
+    assert "Prüfung fehlgeschlagen 🔴" in mail.part("text/plain") and "Prüfung" in mail.part("text/html")
+
+
 async def test_default_subject_is_alertmanagers_title_and_literal_bodies_replace_the_parts(
         server: MailServer, tmp_path: Path) -> None:
     await send(email(server, tmp_path, text="Look at the API.", html=""))

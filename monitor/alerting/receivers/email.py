@@ -15,6 +15,7 @@ import asyncio
 import html
 import socket
 import ssl
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger("monitor.email")
 
 IMPLICIT_TLS_PORT = 465  # SMTPS: TLS from the first byte, as Alertmanager assumes for this port
+# CRLF line ends, and 7-bit clean (quoted-printable or base64 bodies, encoded-word headers),
+# so a server without 8BITMIME or SMTPUTF8 takes non-ASCII labels unharmed.
+_POLICY = policy.SMTP.clone(cte_type="7bit")
 
 
 def _no_template(value: Any) -> Any:
@@ -224,7 +228,10 @@ class EmailIntegration:
         except CredentialError as err:
             raise DeliveryError(str(err), permanent=False) from None
         except Exception as err:
-            raise _classified(err, self.where, secrets) from None
+            classified = _classified(err, self.where, secrets)
+            if classified is None:
+                raise  # a bug, not the server: the outbox fails it instead of retrying for a day
+            raise classified from None
 
     async def _send(self, message: EmailMessage, sender: str, recipients: list[str], secrets: list[str]) -> None:
         import aiosmtplib  # only when a message goes out (optional-import rule, docs/architecture.md)
@@ -294,7 +301,7 @@ class EmailIntegration:
         """The message: configured headers over the defaults (To, From, Subject), then a
         text and an HTML part (each replaced by ``text``/``html`` when set; empty leaves the
         part out)."""
-        message = EmailMessage()
+        message = EmailMessage(policy=_POLICY)
         defaults = {"To": self.to, "From": self.sender, "Subject": group_title(notification)}
         configured = {name.lower() for name in self.headers}
         for name, value in [*((n, v) for n, v in defaults.items() if n.lower() not in configured),
@@ -328,8 +335,8 @@ def _header_value(value: str) -> str:
     return " ".join(value.splitlines())
 
 
-def _classified(err: Exception, where: str, secrets: list[str]) -> DeliveryError:
-    """4xx and connection trouble: temporary; 5xx: permanent."""
+def _classified(err: Exception, where: str, secrets: list[str]) -> DeliveryError | None:
+    """4xx and connection trouble: temporary; 5xx: permanent; None: not the server's doing."""
     import aiosmtplib
 
     if isinstance(err, aiosmtplib.SMTPRecipientsRefused):
@@ -346,7 +353,7 @@ def _classified(err: Exception, where: str, secrets: list[str]) -> DeliveryError
         # Refused, reset, TLS handshake, STARTTLS failing midway: the server may be back soon.
         detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
         return DeliveryError(scrub(f"{detail} talking to {where}", secrets), permanent=False)
-    return DeliveryError(scrub(f"{type(err).__name__}: {err} talking to {where}", secrets), permanent=False)
+    return None
 
 
 # ---- the default body ----------------------------------------------------------------------------
