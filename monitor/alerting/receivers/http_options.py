@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import ssl
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, ClassVar, Literal, Self
 
 import httpx
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
@@ -30,6 +30,18 @@ _VERSIONS: dict[str, ssl.TLSVersion] = {
     "TLS12": ssl.TLSVersion.TLSv1_2,
     "TLS13": ssl.TLSVersion.TLSv1_3,
 }
+
+
+_default_context: ssl.SSLContext | None = None
+
+
+def default_context() -> ssl.SSLContext:
+    """The CAs an http_config without tls_config trusts (those the shared client trusts),
+    loaded once: loading a CA bundle takes tens of milliseconds of CPU on the event loop."""
+    global _default_context
+    if _default_context is None:
+        _default_context = httpx.create_ssl_context()
+    return _default_context
 
 
 class CredentialError(Exception):
@@ -235,7 +247,7 @@ class HttpConfig(Lenient):
             headers = {name: ", ".join(v.get_secret_value() for v in values)
                        for name, values in self.proxy_connect_header.items()}
             proxy = httpx.Proxy(self.proxy_url, headers=headers or None)
-        verify: Any = self.tls_config.context() if self.tls_config is not None else True
+        verify = self.tls_config.context() if self.tls_config is not None else default_context()
         return httpx.AsyncClient(proxy=proxy, verify=verify, follow_redirects=bool(self.follow_redirects),
                                  trust_env=self.proxy_from_environment, timeout=timeout)
 
