@@ -256,6 +256,10 @@ async def post(
         raise DeliveryError(scrub(f"{detail} posting to {where}", secrets), permanent=False) from None
     except httpx.InvalidURL as err:
         raise DeliveryError(scrub(f"invalid receiver URL {where}: {err}", secrets), permanent=True) from None
+    except OSError as err:
+        # httpcore leaves some TLS errors unwrapped: a TLS 1.3 server refusing our client
+        # certificate says so only at the first read (an ssl.SSLError). Same as a reset.
+        raise DeliveryError(scrub(f"{type(err).__name__}: {err} posting to {where}", secrets), permanent=False) from None
     classify(response, secrets=secrets, retry_statuses=retry_statuses)
     return response
 
