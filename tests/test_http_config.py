@@ -50,9 +50,10 @@ def ca() -> trustme.CA:
     return trustme.CA()
 
 
-def server_context(ca: trustme.CA, client_ca: trustme.CA | None = None) -> ssl.SSLContext:
+def server_context(ca: trustme.CA, client_ca: trustme.CA | None = None,
+                   names: tuple[str, ...] = ("127.0.0.1", "localhost")) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+    ca.issue_cert(*names).configure_cert(ctx)
     if client_ca is not None:
         client_ca.configure_trust(ctx)
         ctx.verify_mode = ssl.CERT_REQUIRED
@@ -108,11 +109,16 @@ async def test_client_certificate_and_server_name(ca: trustme.CA, ca_file: str, 
     cert, key = tmp_path / "client.pem", tmp_path / "client.key"
     client.cert_chain_pems[0].write_to_path(str(cert))
     client.private_key_pem.write_to_path(str(key))
-    with ReceiverSink(tls=server_context(ca, client_ca=client_ca)) as sink:
-        tls = {"ca_file": ca_file, "server_name": "localhost"}
-        with pytest.raises(DeliveryError):  # no client certificate: the handshake fails
+    # The sink's certificate names only sink.example.org, not the 127.0.0.1 we connect to.
+    with ReceiverSink(tls=server_context(ca, client_ca=client_ca, names=("sink.example.org",))) as sink:
+        tls: dict[str, Any] = {"ca_file": ca_file, "cert_file": str(cert), "key_file": str(key)}
+        with pytest.raises(DeliveryError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
             await send(one({"webhook_configs": [{"url": sink.url("/m"), "http_config": {"tls_config": tls}}]}))
-        tls |= {"cert_file": str(cert), "key_file": str(key)}
+        with pytest.raises(DeliveryError) as caught:  # the right name, but no client certificate
+            await send(one({"webhook_configs": [{"url": sink.url("/m"), "http_config": {"tls_config": {
+                "ca_file": ca_file, "server_name": "sink.example.org"}}}]}))
+        assert not caught.value.permanent
+        tls["server_name"] = "sink.example.org"
         await send(one({"webhook_configs": [{"url": sink.url("/m"), "http_config": {"tls_config": tls}}]}))
         assert len(sink.accepted("/m")) == 1
 

@@ -242,7 +242,8 @@ async def post(
                 response = await client.post(url, content=content, headers=all_headers)
             else:
                 async with http.client(timeout) as own:
-                    response = await own.post(url, content=content, headers=all_headers)
+                    response = await own.post(url, content=content, headers=all_headers,
+                                              extensions=http.request_extensions())
     except TimeoutError:
         raise DeliveryError(f"timed out after {timeout:g}s posting to {where}", permanent=False) from None
     except httpx.UnsupportedProtocol as err:

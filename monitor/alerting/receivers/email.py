@@ -25,8 +25,14 @@ import structlog
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from monitor.alerting.model import Alert, Notification
-from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, DeliveryError, format_value, group_title, only_wanted
-from monitor.alerting.receivers.base import scrub
+from monitor.alerting.receivers.base import (
+    DEFAULT_TIMEOUT,
+    DeliveryError,
+    format_value,
+    group_title,
+    only_wanted,
+    scrub,
+)
 from monitor.alerting.receivers.defaults import ReceiverDefaults, split_hostport
 from monitor.alerting.receivers.http_options import CredentialError, TLSOptions, read_secret_file, readable_file
 from monitor.alerting.receivers.options import Lenient

@@ -251,6 +251,12 @@ class HttpConfig(Lenient):
         return httpx.AsyncClient(proxy=proxy, verify=verify, follow_redirects=bool(self.follow_redirects),
                                  trust_env=self.proxy_from_environment, timeout=timeout)
 
+    def request_extensions(self) -> dict[str, str]:
+        """httpcore's ``sni_hostname``: the name sent in SNI and checked on the certificate."""
+        if self.tls_config is not None and self.tls_config.server_name:
+            return {"sni_hostname": self.tls_config.server_name}
+        return {}
+
     def secrets(self) -> list[str]:
         """Configured credential values, for scrubbing error text."""
         values = [self.bearer_token, self.authorization.credentials if self.authorization else None,
