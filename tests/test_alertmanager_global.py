@@ -78,3 +78,25 @@ def test_global_problems_are_file_line_errors(tmp_path: Path, edit: tuple[str, s
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, MAIN.replace(*edit)), environ={})
     assert any(p.line == line and message in p.message for p in caught.value.problems), caught.value.problems
+
+
+def test_the_older_top_level_mute_time_intervals_loads_and_mutes(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from monitor.alerting.routing import RoutingTree
+
+    text = MAIN + """mute_time_intervals:
+  - name: weekend
+    time_intervals: [{weekdays: [saturday, sunday]}]
+"""
+    text = text.replace('{matchers: [team="y"], receiver: chat}',
+                        '{matchers: [team="y"], receiver: chat, mute_time_intervals: [weekend]}')
+    config = load_config(write(tmp_path, text), environ={})
+    tree = RoutingTree.from_config(config.alerting)
+    assert tree is not None
+    (route,) = tree.match({"team": "y"})
+    saturday = datetime(2026, 3, 7, 12, tzinfo=timezone.utc).timestamp()
+    assert tree.time_muter(route).mutes({}, saturday) and not tree.time_muter(route).mutes({}, saturday - 86400)
+    duplicate = text + "time_intervals: [{name: weekend, time_intervals: [{weekdays: [monday]}]}]\n"
+    with pytest.raises(ConfigError, match="time interval name 'weekend' is not unique"):
+        load_config(write(tmp_path, duplicate), environ={})

@@ -224,8 +224,12 @@ class AlertingConfig(Model):
     route: RouteConfig | None = None
     inhibit_rules: list[InhibitRuleConfig] = Field(default_factory=list)
     time_intervals: list[TimeInterval] = Field(default_factory=list)
+    # Alertmanager's older name for time_intervals (deprecated there, still loaded): the same
+    # named intervals, usable by mute_time_intervals and active_time_intervals alike.
+    mute_time_intervals: list[TimeInterval] = Field(default_factory=list)
 
-    SECTIONS: ClassVar[tuple[str, ...]] = ("receivers", "route", "inhibit_rules", "time_intervals")
+    SECTIONS: ClassVar[tuple[str, ...]] = ("receivers", "route", "inhibit_rules", "time_intervals",
+                                           "mute_time_intervals")
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> AlertingConfig:
@@ -264,6 +268,11 @@ class AlertingConfig(Model):
         problems: list[tuple[Loc, str]] = []
         receivers = _unique([r.name for r in self.receivers], "receivers", "receiver", problems)
         intervals = _unique([t.name for t in self.time_intervals], "time_intervals", "time interval", problems)
+        for index, interval in enumerate(self.mute_time_intervals):
+            if interval.name in intervals:
+                problems.append((("mute_time_intervals", index, "name"),
+                                 f"time interval name {interval.name!r} is not unique"))
+            intervals.add(interval.name)
         if self.route is not None:
             problems += _root_problems(self.route)
             for loc, node in _walk(self.route, ("route",)):

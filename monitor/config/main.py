@@ -94,6 +94,7 @@ class MainConfig(Model):
     route: dict[str, Any] | None = None
     inhibit_rules: list[dict[str, Any]] = Field(default_factory=list)
     time_intervals: list[dict[str, Any]] = Field(default_factory=list)
+    mute_time_intervals: list[dict[str, Any]] = Field(default_factory=list)
     templates: list[str] = Field(default_factory=list)
     # Alertmanager's tracing exporter: accepted so its file loads; reported, no traces are sent.
     tracing: dict[str, Any] | None = None
