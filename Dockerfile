@@ -32,7 +32,7 @@ RUN /opt/monitor/bin/pip install --no-deps . \
  && /opt/monitor/bin/pip uninstall -y \
         pytest pytest-asyncio pytest-timeout iniconfig pluggy packaging \
         hypothesis sortedcontainers \
-        respx trustme \
+        respx trustme aiosmtpd atpublic \
         mypy mypy-extensions pathspec librt ast-serialize types-PyYAML google-re2-stubs \
         import-linter grimp click \
         moto responses requests charset-normalizer xmltodict py-partiql-parser \

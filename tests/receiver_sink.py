@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -26,7 +27,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
-    answer: str  # what the sink did: "200", "500", "429:N", "delay:S", "hang", "reset"
+    answer: str  # what the sink did: "200", "500", "429:N", "delay:S", "hang", "reset", "307:/path"
 
     @property
     def json(self) -> Any:
@@ -39,9 +40,11 @@ class Received:
 
 class ReceiverSink:
     """``answers``: e.g. ["500", "429:2", "delay:0.5", "hang", "reset", "200"]; "429:N" sends
-    Retry-After N, "delay:S" answers 200 after S seconds."""
+    Retry-After N, "delay:S" answers 200 after S seconds, "307:/path" redirects there.
+    ``tls``: serve HTTPS with this context (a test CA's certificate). ``pagerduty_v1``:
+    answer as PagerDuty's Events API v1 does, refusing an invalid event with its 400."""
 
-    def __init__(self, default: str = "200") -> None:
+    def __init__(self, default: str = "200", tls: ssl.SSLContext | None = None, pagerduty_v1: bool = False) -> None:
         self.default = default
         self.answers: deque[str] = deque()
         self.received: list[Received] = []
@@ -56,6 +59,9 @@ class ReceiverSink:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 answer = sink._next_answer()
+                reply_v1 = None
+                if pagerduty_v1 and answer.startswith("2"):
+                    answer, reply_v1 = _pagerduty_v1(body)
                 with sink._lock:
                     sink.received.append(Received(time.time(), self.path, dict(self.headers), body, answer))
                 if answer == "hang":
@@ -69,11 +75,12 @@ class ReceiverSink:
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.close_connection = True
                     return
-                status, _, retry_after = answer.partition(":")
+                status, _, extra = answer.partition(":")
                 reply = b'{"status":"success"}' if status.startswith("2") else b'{"error":"sink says no"}'
+                reply = reply_v1 or reply
                 self.send_response(int(status))
-                if retry_after:
-                    self.send_header("Retry-After", retry_after)
+                if extra:
+                    self.send_header("Location" if status.startswith("3") else "Retry-After", extra)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
@@ -83,6 +90,9 @@ class ReceiverSink:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.scheme = "https" if tls else "http"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -91,7 +101,7 @@ class ReceiverSink:
         return int(self._server.server_address[1])
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def start(self) -> ReceiverSink:
         self._thread.start()
@@ -115,3 +125,31 @@ class ReceiverSink:
     def _next_answer(self) -> str:
         with self._lock:
             return self.answers.popleft() if self.answers else self.default
+
+
+def _pagerduty_v1(body: bytes) -> tuple[str, bytes]:
+    """PagerDuty's Events API v1 checks (create_event.json): the answer and its JSON body."""
+    errors: list[str] = []
+    try:
+        event = json.loads(body)
+    except ValueError:
+        event = None
+    if not isinstance(event, dict):
+        errors.append("Event object is not JSON")
+        event = {}
+    if not isinstance(event.get("service_key"), str) or not event.get("service_key"):
+        errors.append("Service key is missing")
+    kind = event.get("event_type")
+    if kind not in ("trigger", "acknowledge", "resolve"):
+        errors.append("Event type is invalid (can be trigger, acknowledge or resolve)")
+    if kind == "trigger" and not event.get("description"):
+        errors.append("Description is missing")
+    if kind in ("acknowledge", "resolve") and not event.get("incident_key"):
+        errors.append("Incident key is missing")
+    if "details" in event and not isinstance(event["details"], dict):
+        errors.append("Details must be an object")
+    if errors:
+        return "400", json.dumps({"status": "invalid event", "message": "Event object is invalid",
+                                  "errors": errors}).encode()
+    return "200", json.dumps({"status": "success", "message": "Event processed",
+                              "incident_key": event.get("incident_key")}).encode()

@@ -503,9 +503,10 @@ def test_alertmanager_options_we_do_not_support_load_with_warnings() -> None:
             "receivers": [
                 {
                     "name": "team",
-                    "email_configs": [{"to": "team@example.invalid"}],
-                    "slack_configs": [{"api_url": "https://hooks.example.invalid/x", "color": "danger", "http_config": {"proxy_url": "http://p:3128"}}],
-                    "webhook_configs": [{"url": "https://hook.example.invalid", "url_file": "/dev/null"}],
+                    "opsgenie_configs": [{"api_key": "k"}],
+                    "slack_configs": [{"api_url": "https://hooks.example.invalid/x", "color": "danger",
+                                       "http_config": {"proxy_url": "http://p:3128", "oauth2": {"client_id": "c"}}}],
+                    "webhook_configs": [{"url": "https://hook.example.invalid"}],
                 }
             ],
             "route": {"receiver": "team"},
@@ -513,10 +514,9 @@ def test_alertmanager_options_we_do_not_support_load_with_warnings() -> None:
     )  # fmt: skip
     found = {str(w) for w in config.warnings()}
     assert found == {
-        "receivers[0].email_configs: receiver 'team': email_configs is not supported here and will not send",
-        "receivers[0].slack_configs[0].color: receiver 'team': slack_configs option color is not supported and is ignored",
-        "receivers[0].slack_configs[0].http_config: receiver 'team': slack_configs option http_config is not supported and is ignored",
-        "receivers[0].webhook_configs[0].url_file: receiver 'team': webhook_configs option url_file is not supported and is ignored",
+        "receivers[0].opsgenie_configs: receiver 'team': opsgenie_configs is not supported here and will not send",
+        "receivers[0].slack_configs[0].color: receiver 'team': slack_configs option color has no effect here and is ignored",
+        "receivers[0].slack_configs[0].http_config.oauth2: receiver 'team': slack_configs option http_config.oauth2 has no effect here and is ignored",
     }
 
 
@@ -644,7 +644,8 @@ def test_an_existing_alertmanager_yml_loads_unchanged() -> None:
     webhook = config.receivers[3].webhook_configs[0]
     assert (webhook.max_alerts, webhook.send_resolved, webhook.timeout) == (20, False, 10.0)
     assert config.receivers[1].slack_configs[0].send_resolved is True  # our default (docs/notifications.md)
-    assert {w.loc[-1] for w in config.warnings()} == {"username", "icon_emoji", "http_config"}
+    assert {w.loc[-1] for w in config.warnings()} == {"username", "icon_emoji"}
+    assert config.receivers[0].slack_configs[0].http_config.proxy_url == "http://proxy.invalid:3128"  # honoured
     # PagerDuty's description and details are templates rendered per notification (docs/notifications.md).
     assert pagerduty.description == "{{ .CommonAnnotations.summary }}"
     assert pagerduty.details == {"runbook": "{{ .CommonAnnotations.runbook_url }}"}

@@ -34,6 +34,7 @@ from monitor.alerting.config import (
     ReceiverConfig,
     RouteConfig,
 )
+from monitor.alerting.receivers.http_options import Authorization, BasicAuth, HttpConfig, TLSOptions
 from monitor.alerting.time_intervals import TimeInterval, TimeIntervalSpec, TimeRange
 from monitor.config.loader import load_config
 from monitor.config.main import EnvSettings, GlobalConfig, MainConfig
@@ -58,6 +59,10 @@ IGNORED_SECTION = "### Accepted but ignored Alertmanager options"
 ROUTE_SECTION = "### `route`"
 INHIBIT_SECTION = "### `inhibit_rules`"
 TIME_INTERVALS_SECTION = "### `time_intervals`"
+HTTP_CONFIG_SECTION = "### `http_config`"
+# Models documented once in a section of their own, wherever they are used: a field of one
+# of these types needs a row where it is used, its inner fields only in that section.
+OWN_SECTION: dict[type[BaseModel], str] = {HttpConfig: HTTP_CONFIG_SECTION, TLSOptions: HTTP_CONFIG_SECTION}
 
 
 # ---- reading the docs ----------------------------------------------------------------------------
@@ -139,6 +144,8 @@ def field_names(model: type[BaseModel], exclude: frozenset[str] = frozenset(),
         spelled = f"{prefix}{info.alias or name}"
         yield spelled, model.__name__
         for inner in _models_in(info.annotation) if nested else []:
+            if inner in OWN_SECTION:
+                continue
             yield from field_names(inner, prefix=f"{spelled}.")
 
 
@@ -194,6 +201,14 @@ def test_accepted_but_ignored_options() -> None:
         ignored = getattr(model, "ignored_options", frozenset())
         names += [(option, f"{key}") for option in sorted(ignored)]
     assert_documented(CONFIGURATION, IGNORED_SECTION, names, rows=False)
+
+
+def test_http_config_fields() -> None:
+    names = list(field_names(HttpConfig)) + [(f"tls_config.{n}", o) for n, o in field_names(TLSOptions)]
+    assert_documented(CONFIGURATION, HTTP_CONFIG_SECTION, names)
+    models = (HttpConfig, TLSOptions, BasicAuth, Authorization)
+    ignored = [(key, model.__name__) for model in models for key in sorted(model.ignored_options)]
+    assert_documented(CONFIGURATION, IGNORED_SECTION, ignored, rows=False)
 
 
 def test_global_fields() -> None:

@@ -1,4 +1,4 @@
-"""Optional client libraries load only when a configured check needs them (docs/architecture.md):
+"""Optional client libraries load only when a configured check or receiver needs them (docs/architecture.md):
 the shipped default config's idle memory must not grow with every new kind."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-OPTIONAL = ("aiormq", "pamqp", "asyncmy", "dns", "boto3", "botocore", "s3transfer", "aiobotocore", "promql_parser")
+OPTIONAL = ("aiormq", "pamqp", "asyncmy", "dns", "boto3", "botocore", "s3transfer", "aiobotocore", "promql_parser", "aiosmtplib")
 AWS = ("boto3", "botocore")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ def _loaded_after(code: str, cwd: Path = ROOT) -> list[str]:
 
 
 def test_the_daemon_and_every_probe_module_import_without_optional_clients() -> None:
-    loaded = _loaded_after("import sys, monitor.daemon, monitor.cli.main, monitor.probes")
+    loaded = _loaded_after("import sys, monitor.daemon, monitor.cli.main, monitor.probes, monitor.alerting.receivers.email")
     assert loaded == [], f"loaded at import: {loaded}"
 
 

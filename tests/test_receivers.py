@@ -126,10 +126,12 @@ def test_a_receiver_entry_has_one_list_per_table_row_in_table_order() -> None:
         "webhook_configs": [{"url": HOOK_URL}],
         "pagerduty_configs": [{"routing_key": ROUTING_KEY}],
         "sns_configs": [{"topic_arn": "arn:aws:sns:eu-central-1:123456789012:alerts"}],
+        "email_configs": [{"to": "oncall@example.org", "from": "monitor@example.org",
+                           "smarthost": "smtp.example.org:587"}],
     })
     assert [(key, index) for key, index, _ in entry.integrations()] == [(key, 0) for key in RECEIVERS]
     assert [RECEIVERS[key].build(config).name for key, _, config in entry.integrations()] == [
-        "slack", "pagerduty", "webhook", "alertmanager", "sns"]
+        "slack", "pagerduty", "webhook", "alertmanager", "sns", "email"]
 
 
 def test_the_pagerduty_severity_type_is_the_shared_severity_list() -> None:

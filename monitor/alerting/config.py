@@ -2,16 +2,18 @@
 ``inhibit_rules`` and ``time_intervals`` (``docs/configuration.md``).
 
 The promise is that these sections of a user's existing ``alertmanager.yml`` load unchanged.
-So options Alertmanager documents but we do not act on (``http_config``, ``email_configs``,
-Slack's ``color``...) are accepted, dropped and reported by :meth:`AlertingConfig.warnings`
+So options Alertmanager documents but we do not act on (``opsgenie_configs``, Slack's
+``color``...) are accepted, dropped and reported by :meth:`AlertingConfig.warnings`
 - refusing them would break that promise, and silently ignoring them would hide that, say,
 an email receiver will never send. Keys Alertmanager does not know either are still errors,
 as everywhere else in our config: they are typos. Each integration's options, and the ones
 it ignores, are declared in its module under ``monitor.alerting.receivers``.
 
 Cross-references (receivers named by routes, time intervals named by routes, unique names,
-a root route with a receiver and no matchers) are checked once the whole section is read;
-all problems are reported together in one :class:`AlertingConfigError`.
+a root route with a receiver and no matchers) are checked once the whole section is read,
+and every integration is completed from Alertmanager's ``global:`` fields (SMTP server,
+Slack URL, ``http_config``...); all problems are reported together in one
+:class:`AlertingConfigError`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr, create_model, field_va
 
 from monitor.alerting.matchers import Matcher, Matchers, from_legacy
 from monitor.alerting.receivers import RECEIVERS
+from monitor.alerting.receivers.defaults import ReceiverDefaults
 from monitor.alerting.receivers.options import Lenient
 from monitor.alerting.templating import TemplateSet, TemplateSyntaxError
 from monitor.alerting.time_intervals import TimeInterval
@@ -82,7 +85,7 @@ LabelMap = Annotated[dict[str, str], BeforeValidator(_stringify)]
 
 # Alertmanager integrations we do not deliver to: accepted so the file loads, reported.
 UNSUPPORTED_INTEGRATIONS = frozenset({
-    "discord_configs", "email_configs", "jira_configs", "msteams_configs", "msteamsv2_configs",
+    "discord_configs", "jira_configs", "msteams_configs", "msteamsv2_configs",
     "opsgenie_configs", "pushover_configs", "rocketchat_configs",
     "telegram_configs", "victorops_configs", "webex_configs", "wechat_configs",
 })  # fmt: skip
@@ -213,15 +216,21 @@ class InhibitRuleConfig(Model):
 
 
 class AlertingConfig(Model):
-    """The four Alertmanager sections, validated together."""
+    """The four Alertmanager sections and the Alertmanager fields of ``global:``, validated
+    together."""
 
+    global_: ReceiverDefaults = Field(default_factory=ReceiverDefaults, alias="global")
     receivers: list[ReceiverConfig] = Field(default_factory=list)
     # None: no routing tree; alerts show in the API and status page but notify nobody.
     route: RouteConfig | None = None
     inhibit_rules: list[InhibitRuleConfig] = Field(default_factory=list)
     time_intervals: list[TimeInterval] = Field(default_factory=list)
+    # Alertmanager's older name for time_intervals (deprecated there, still loaded): the same
+    # named intervals, usable by mute_time_intervals and active_time_intervals alike.
+    mute_time_intervals: list[TimeInterval] = Field(default_factory=list)
 
-    SECTIONS: ClassVar[tuple[str, ...]] = ("receivers", "route", "inhibit_rules", "time_intervals")
+    SECTIONS: ClassVar[tuple[str, ...]] = ("receivers", "route", "inhibit_rules", "time_intervals",
+                                           "mute_time_intervals")
     _templates: TemplateSet | None = PrivateAttr(default=None)
 
     @property
@@ -252,15 +261,46 @@ class AlertingConfig(Model):
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> AlertingConfig:
-        """The four sections of a parsed ``monitor.yaml`` or ``alertmanager.yml``; other keys
-        (``global``, ``templates``, ``check_files``...) belong to someone else."""
-        return cls.model_validate({key: document[key] for key in cls.SECTIONS if document.get(key) is not None})
+        """The four sections of a parsed ``monitor.yaml`` or ``alertmanager.yml`` and the
+        Alertmanager fields of its ``global:``; other keys (the daemon's own ``global:``
+        fields, ``templates``, ``check_files``...) belong to someone else."""
+        data = {key: document[key] for key in cls.SECTIONS if document.get(key) is not None}
+        settings = document.get("global")
+        if isinstance(settings, Mapping):
+            data["global"] = {k: v for k, v in settings.items() if k in ReceiverDefaults.model_fields}
+        return cls.model_validate(data)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _inherit_globals(cls, data: Any, handler: Any) -> AlertingConfig:
+        """Every integration completed from ``global:`` (Alertmanager fills in the same
+        fields the same way); an integration left without something it needs is an error."""
+        config: AlertingConfig = handler(data)
+        problems: list[tuple[Loc, str]] = []
+        receivers: list[ReceiverBase] = []
+        for r_index, receiver in enumerate(config.receivers):
+            lists: dict[str, list[Lenient]] = {}
+            for kind, index, entry in receiver.integrations():
+                try:
+                    entry = entry.with_defaults(config.global_)
+                except ValueError as err:
+                    problems.append((("receivers", r_index, kind, index), str(err)))
+                lists.setdefault(kind, []).append(entry)
+            receivers.append(receiver.model_copy(update=lists))
+        if problems:
+            raise AlertingConfigError(problems)
+        return config.model_copy(update={"receivers": receivers})
 
     @model_validator(mode="after")
     def _cross_check(self) -> AlertingConfig:
         problems: list[tuple[Loc, str]] = []
         receivers = _unique([r.name for r in self.receivers], "receivers", "receiver", problems)
         intervals = _unique([t.name for t in self.time_intervals], "time_intervals", "time interval", problems)
+        for index, interval in enumerate(self.mute_time_intervals):
+            if interval.name in intervals:
+                problems.append((("mute_time_intervals", index, "name"),
+                                 f"time interval name {interval.name!r} is not unique"))
+            intervals.add(interval.name)
         if self.route is not None:
             problems += _root_problems(self.route)
             for loc, node in _walk(self.route, ("route",)):
@@ -279,15 +319,26 @@ class AlertingConfig(Model):
     def warnings(self) -> list[ConfigWarning]:
         """Every Alertmanager option that loaded but will have no effect here."""
         out: list[ConfigWarning] = []
+        for name, integration in self.global_.unsupported_set():
+            message = f"global.{name}: {integration} is not supported here; nothing uses this setting"
+            out.append(ConfigWarning(("global", name), message))
+        for name in ("http_config", "smtp_tls_config"):
+            block: Lenient | None = getattr(self.global_, name)
+            for key in block.ignored_paths() if block is not None else []:
+                message = f"global.{name} option {key} is not supported and is ignored"
+                out.append(ConfigWarning(("global", name, *key.split(".")), message))
         for r_index, receiver in enumerate(self.receivers):
             who = f"receiver {receiver.name!r}"
             for key in receiver.ignored:
                 message = f"{who}: {key} is not supported here and will not send"
                 out.append(ConfigWarning(("receivers", r_index, key), message))
             for kind, index, config in receiver.integrations():
-                for key in config.ignored:
-                    message = f"{who}: {kind} option {key} is not supported and is ignored"
-                    out.append(ConfigWarning(("receivers", r_index, kind, index, key), message))
+                inherited = getattr(config, "http_config", None) is self.global_.http_config
+                for key in config.ignored_paths():
+                    if inherited and key.startswith("http_config."):
+                        continue  # reported once, at global.http_config
+                    message = f"{who}: {kind} option {key} has no effect here and is ignored"
+                    out.append(ConfigWarning(("receivers", r_index, kind, index, *key.split(".")), message))
         return out
 
 

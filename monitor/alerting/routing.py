@@ -180,7 +180,8 @@ class RoutingTree:
         """None when the config has no ``route:``: nothing is routed anywhere."""
         if config.route is None:
             return None
-        return cls(build_route(config.route), {t.name: t for t in config.time_intervals})
+        intervals = [*config.time_intervals, *config.mute_time_intervals]
+        return cls(build_route(config.route), {t.name: t for t in intervals})
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """Every route that takes an alert with ``labels``; never empty (the root catches all)."""

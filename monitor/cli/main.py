@@ -29,7 +29,10 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("-c", "--config", help="main config file (default: $MONITOR_CONFIG, ./monitor.yaml, or the shipped one)")
 
     with_config(commands.add_parser("run", help="run the daemon"))
-    with_config(commands.add_parser("validate", help="check all config, rules and templates"))
+    validate = commands.add_parser("validate", help="check all config, rules and templates")
+    validate.add_argument("--strict", action="store_true",
+                          help="also fail (exit 2) on warnings: options accepted but without effect here")
+    with_config(validate)
     check = commands.add_parser("check", help="run one check once and print its result")
     check.add_argument("name")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -48,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace) -> Config:
     path = Path(args.config) if args.config else default_config_path(os.environ.get("MONITOR_CONFIG"))
-    return load_config(path)
+    # validate prints the warnings itself; everyone else logs them.
+    return load_config(path, log_warnings=args.command != "validate")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +81,11 @@ def _main(argv: list[str] | None) -> int:
             echo(str(problem), file=sys.stderr)  # a problem may quote the file's own text
         return EXIT_CONFIG
     if args.command == "validate":
+        for warning in config.warnings:
+            echo(f"{warning.file}:{warning.line}: warning: {warning.message}", file=sys.stderr)
+        if args.strict and config.warnings:
+            echo(f"{config.path}: {len(config.warnings)} warnings (--strict)", file=sys.stderr)
+            return EXIT_CONFIG
         print(f"{config.path}: ok ({len(config.checks)} checks, {len(config.rules)} rules)")
         return EXIT_OK
     if args.command == "check":

@@ -44,6 +44,9 @@ class Config:
     rules: list[LoadedRule]
     check_locations: dict[str, Location] = field(default_factory=dict)
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
+    # Accepted options that will have no effect (Alertmanager features we lack), as
+    # `file:line` problems; logged at load, printed and failed on by `validate --strict`.
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def settings(self) -> GlobalConfig:
@@ -56,7 +59,7 @@ class Config:
         return [r for r in self.rules if r.rule.selects(check.name, check.labels)]
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *, log_warnings: bool = True) -> Config:
     """Load and validate everything; raises ConfigError listing every problem found.
 
     The secret values found on the way are registered for redaction (monitor.core.secrets),
@@ -67,6 +70,10 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     except ConfigError as err:
         raise ConfigError([Problem(p.file, p.line, secrets.scrub(p.message)) for p in err.problems]) from None
     secrets.register(secrets_in([config.main, config.alerting, config.checks]))
+    if log_warnings:
+        for warning in config.warnings:
+            log.warning("config_option_ignored", where=f"{warning.file}:{warning.line}",
+                        detail=secrets.scrub(warning.message))
     return config
 
 
@@ -76,7 +83,9 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
     if not isinstance(data, dict):
         raise ConfigError([Problem(source.file, 1, "the main file must be a mapping (global:, check_files:, ...)")])
     main = _validate(MainConfig, data, source, None)
-    alerting = _load_alerting(data, source)
+    alerting, warnings = _load_alerting(data, source)
+    if main.tracing is not None:
+        warnings.append(source.problem(data, ("tracing",), "tracing is not supported here; no traces are exported"))
     main = _apply_environment(main)
     base = path.parent
     problems: list[Problem] = []
@@ -107,12 +116,13 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
         problems.extend(_unmatched_rules(rules, checks))
     if problems:
         raise ConfigError(problems)
-    return Config(path=path, main=main, checks=checks, rules=rules, check_locations=locations, alerting=alerting)
+    return Config(path=path, main=main, checks=checks, rules=rules, check_locations=locations, alerting=alerting,
+                  warnings=sorted(warnings))
 
 
-def _load_alerting(data: dict[str, Any], source: SourceMap) -> AlertingConfig:
+def _load_alerting(data: dict[str, Any], source: SourceMap) -> tuple[AlertingConfig, list[Problem]]:
     """receivers/route/inhibit_rules/time_intervals, in Alertmanager's format; options we
-    accept but do not act on are logged once, not errors, so an existing file loads."""
+    accept but do not act on are warnings, not errors, so an existing file loads."""
     try:
         alerting = AlertingConfig.from_document(data)
     except ValidationError as err:
@@ -124,10 +134,7 @@ def _load_alerting(data: dict[str, Any], source: SourceMap) -> AlertingConfig:
             else:
                 problems.append(_problem(source, data, error))
         raise ConfigError(problems) from None
-    for warning in alerting.warnings():
-        log.warning("config_option_ignored", where=f"{source.file}:{source.line_of(data, warning.loc)}",
-                    detail=warning.message)
-    return alerting
+    return alerting, [source.problem(data, w.loc, w.message) for w in alerting.warnings()]
 
 
 TEMPLATE_FILE_LIMIT = 1024 * 1024  # bytes of one template file

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from monitor.alerting.receivers.defaults import ReceiverDefaults
 from monitor.core.durations import Duration
 from monitor.core.model import Model
 
@@ -22,7 +23,9 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-class GlobalConfig(Model):
+class GlobalConfig(ReceiverDefaults):
+    """The daemon's settings, beside Alertmanager's (``ReceiverDefaults``) in one ``global:``."""
+
     listen: str = "127.0.0.1:9464"
     state: str = "sqlite:///state/monitor.db"
     external_url: str | None = None
@@ -91,7 +94,10 @@ class MainConfig(Model):
     route: dict[str, Any] | None = None
     inhibit_rules: list[dict[str, Any]] = Field(default_factory=list)
     time_intervals: list[dict[str, Any]] = Field(default_factory=list)
+    mute_time_intervals: list[dict[str, Any]] = Field(default_factory=list)
     templates: list[str] = Field(default_factory=list)
+    # Alertmanager's tracing exporter: accepted so its file loads; reported, no traces are sent.
+    tracing: dict[str, Any] | None = None
 
 
 class EnvSettings(BaseSettings):

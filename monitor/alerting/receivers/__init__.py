@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from monitor.alerting.receivers import alertmanager, pagerduty, slack, sns, webhook
+from monitor.alerting.receivers import alertmanager, email, pagerduty, slack, sns, webhook
 from monitor.alerting.receivers.alertmanager import AlertmanagerIntegration
 from monitor.alerting.receivers.base import DeliveryError, Integration, classify, parse_retry_after, safe_url
 from monitor.alerting.receivers.options import Lenient
@@ -47,6 +47,7 @@ RECEIVERS: dict[str, ReceiverKind] = {
     "webhook_configs": ReceiverKind.of(webhook.WebhookConfig, webhook.build),
     "alertmanager_configs": ReceiverKind.of(alertmanager.AlertmanagerForwardConfig, alertmanager.build),
     "sns_configs": ReceiverKind.of(sns.SnsConfig, sns.build),
+    "email_configs": ReceiverKind.of(email.EmailConfig, email.build),
 }
 
 __all__ = [

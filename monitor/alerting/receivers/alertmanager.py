@@ -10,7 +10,8 @@ import httpx
 from monitor.core.timestamps import rfc3339
 from monitor.alerting.model import Alert, Notification
 from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, RESEND_INTERVAL, encode, only_wanted, post
-from monitor.alerting.receivers.options import COMMON_IGNORED, Lenient, Url
+from monitor.alerting.receivers.http_options import HttpConfig, HttpReceiver
+from monitor.alerting.receivers.options import COMMON_IGNORED, Url
 from monitor.core.clock import Clock, SystemClock
 from monitor.core.durations import Duration
 
@@ -20,7 +21,7 @@ from monitor.core.durations import Duration
 VALID_FOR = 4 * RESEND_INTERVAL
 
 
-class AlertmanagerForwardConfig(Lenient):
+class AlertmanagerForwardConfig(HttpReceiver):
     """One ``alertmanager_configs`` entry: forward alerts to an Alertmanager (its
     ``/api/v2/alerts``). Our extension; Alertmanager itself has no such receiver."""
 
@@ -34,7 +35,7 @@ class AlertmanagerForwardConfig(Lenient):
 def build(config: AlertmanagerForwardConfig) -> AlertmanagerIntegration:
     """The integration for one entry (nothing here is a secret)."""
     return AlertmanagerIntegration(config.url, timeout=config.timeout or DEFAULT_TIMEOUT,
-                                   send_resolved=config.send_resolved)
+                                   send_resolved=config.send_resolved, http=config.http_config)
 
 
 class AlertmanagerIntegration:
@@ -49,8 +50,9 @@ class AlertmanagerIntegration:
     resends = True
 
     def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT, send_resolved: bool = True,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, http: HttpConfig | None = None) -> None:
         self.url = url
+        self.http = http
         self.timeout = timeout
         self.send_resolved = send_resolved
         self._clock = clock or SystemClock()
@@ -64,7 +66,7 @@ class AlertmanagerIntegration:
         if wanted is None:
             return
         body = encode(self.payload(wanted))
-        await post(client, self.endpoint, content=body, timeout=self.timeout)
+        await post(client, self.endpoint, content=body, timeout=self.timeout, http=self.http)
 
     def payload(self, notification: Notification) -> list[dict[str, Any]]:
         valid_until = self._clock.time() + VALID_FOR

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from monitor.alerting.model import Notification
+from monitor.alerting.receivers.http_options import CredentialError, HttpConfig
 from monitor.core.clock import Clock, SystemClock
 from monitor.core.results import one_line
 
@@ -78,13 +79,15 @@ class Integration(Protocol):
 
 # ---- judging replies ---------------------------------------------------------------------------
 
-def classify(response: httpx.Response, *, secrets: Iterable[str] = (), clock: Clock | None = None) -> None:
+def classify(response: httpx.Response, *, secrets: Iterable[str] = (), clock: Clock | None = None,
+             retry_statuses: Iterable[int] = ()) -> None:
     """Return if the receiver accepted the request, else raise DeliveryError saying whether to retry.
 
     2xx accepted. 429 and 5xx are the receiver's trouble, not ours: retry (429 and 503 may say
     when, in Retry-After). Any other status means the request itself is wrong (4xx) or went
     somewhere unexpected (3xx: we never follow redirects with a payload that may be signed),
-    so sending it again cannot help.
+    so sending it again cannot help. ``retry_statuses`` are further ones the receiver
+    documents as worth retrying (PagerDuty's Events API v1 answers 403 when rate limiting).
     """
     status = response.status_code
     if 200 <= status < 300:
@@ -100,7 +103,7 @@ def classify(response: httpx.Response, *, secrets: Iterable[str] = (), clock: Cl
     if quote:
         reason = f"{reason}: {quote}"
     message = scrub(reason, secrets)
-    if status == 429 or status >= 500:
+    if status == 429 or status >= 500 or status in retry_statuses:
         retry_after = None
         if status in (429, 503):
             retry_after = parse_retry_after(response.headers.get("Retry-After"), clock or SystemClock())
@@ -215,17 +218,32 @@ async def post(
     headers: dict[str, str] | None = None,
     secrets: Iterable[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
+    http: HttpConfig | None = None,
+    retry_statuses: Iterable[int] = (),
 ) -> httpx.Response:
     """POST JSON bytes and classify the outcome; transport failures become DeliveryError.
 
     The body is passed as bytes, not ``json=``, so what is signed is exactly what is sent.
+    With an ``http_config`` (``http``), the request goes through a client made from it
+    (proxy, TLS, redirects) and carries its credentials; otherwise through ``client``.
     """
-    secrets = [*secrets, *url_secrets(url)]
+    secrets = [*secrets, *url_secrets(url), *(http.secrets() if http else [])]
     where = safe_url(url)
     all_headers = {"Content-Type": "application/json", **(headers or {})}
     try:
+        if http is not None:
+            all_headers.update(http.auth_header())
+    except CredentialError as err:
+        # The file may be being rotated or mounted late: worth another try.
+        raise DeliveryError(f"http_config: {err}", permanent=False) from None
+    try:
         async with asyncio.timeout(timeout):
-            response = await client.post(url, content=content, headers=all_headers)
+            if http is None:
+                response = await client.post(url, content=content, headers=all_headers)
+            else:
+                async with http.client(timeout) as own:
+                    response = await own.post(url, content=content, headers=all_headers,
+                                              extensions=http.request_extensions())
     except TimeoutError:
         raise DeliveryError(f"timed out after {timeout:g}s posting to {where}", permanent=False) from None
     except httpx.UnsupportedProtocol as err:
@@ -239,7 +257,11 @@ async def post(
         raise DeliveryError(scrub(f"{detail} posting to {where}", secrets), permanent=False) from None
     except httpx.InvalidURL as err:
         raise DeliveryError(scrub(f"invalid receiver URL {where}: {err}", secrets), permanent=True) from None
-    classify(response, secrets=secrets)
+    except OSError as err:
+        # httpcore leaves some TLS errors unwrapped: a TLS 1.3 server refusing our client
+        # certificate says so only at the first read (an ssl.SSLError). Same as a reset.
+        raise DeliveryError(scrub(f"{type(err).__name__}: {err} posting to {where}", secrets), permanent=False) from None
+    classify(response, secrets=secrets, retry_statuses=retry_statuses)
     return response
 
 

@@ -2,21 +2,25 @@
 on, and URL fields.
 
 A user's existing ``alertmanager.yml`` receivers must load unchanged, so options Alertmanager
-documents but we ignore (``http_config``, Slack's ``color``...) are accepted, dropped and
-reported rather than refused (see ``docs/configuration.md``).
+documents but we ignore (Slack's ``color``...) are accepted, dropped and reported rather than
+refused (see ``docs/configuration.md``). ``global:`` values reach each entry through
+:meth:`Lenient.with_defaults`, once the whole file is read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 
 from pydantic import AfterValidator, PrivateAttr, SecretStr, ValidationInfo, model_validator
 
 from monitor.core.model import Model
 
+if TYPE_CHECKING:
+    from monitor.alerting.receivers.defaults import ReceiverDefaults
+
 # Options every Alertmanager integration shares that we do not act on.
-COMMON_IGNORED = frozenset({"http_config"})
+COMMON_IGNORED: frozenset[str] = frozenset()
 
 
 class Lenient(Model):
@@ -44,6 +48,15 @@ class Lenient(Model):
     def ignored(self) -> tuple[str, ...]:
         """The Alertmanager options this block had that we do not act on."""
         return self._ignored
+
+    def with_defaults(self, defaults: ReceiverDefaults) -> Self:
+        """This entry with what it leaves unset taken from ``global:``, as Alertmanager
+        fills it in; raises ValueError when a required value is set in neither place."""
+        return self
+
+    def ignored_paths(self) -> list[str]:
+        """Dotted names of every ignored option here and in nested blocks."""
+        return list(self._ignored)
 
 
 def _check_http(url: str, info: ValidationInfo) -> None:

@@ -1,21 +1,25 @@
 """PagerDuty Events API v2: one alert (incident) per notification group, triggered while any
-alert in it fires and resolved when all have, tied together by a stable ``dedup_key``."""
+alert in it fires and resolved when all have, tied together by a stable ``dedup_key``.
+
+A ``service_key`` instead of a ``routing_key`` selects the older Events API v1 (generic
+``create_event.json``, ``event_type`` and ``incident_key``), as Alertmanager does."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal, TypeGuard
+from typing import Any, ClassVar, Literal, Self, TypeGuard
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from monitor.core.timestamps import rfc3339
 from monitor.alerting.model import Alert, Notification
 from monitor.alerting.receivers import message
 from monitor.alerting.receivers.base import (
     DEFAULT_TIMEOUT,
+    DeliveryError,
     encode,
     format_value,
     group_title,
@@ -23,12 +27,24 @@ from monitor.alerting.receivers.base import (
     post,
     truncate,
 )
-from monitor.alerting.receivers.options import COMMON_IGNORED, Lenient, Url
+from monitor.alerting.receivers.defaults import PAGERDUTY_V2_URL, ReceiverDefaults
+from monitor.alerting.receivers.http_options import (
+    CredentialError,
+    HttpConfig,
+    HttpReceiver,
+    read_secret_file,
+    readable_file,
+)
+from monitor.alerting.receivers.options import COMMON_IGNORED, Url
 from monitor.alerting.templating import TemplateSet, render_field
 from monitor.core.durations import Duration
 from monitor.core.labels import SEVERITIES
 
-DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
+DEFAULT_URL = PAGERDUTY_V2_URL
+# Events API v1, used for a `service_key`; Alertmanager always posts v1 events here.
+V1_URL = "https://events.pagerduty.com/generic/2010-04-15/create_event.json"
+# v1 answers 403 when rate limiting: worth retrying (PagerDuty's v1 retry guidance).
+V1_RETRY_STATUSES = (403,)
 
 # For typing only: the values, and their order (most severe first), are SEVERITIES.
 Severity = Literal["critical", "error", "warning", "info"]
@@ -54,17 +70,21 @@ def _is_severity(value: str) -> TypeGuard[Severity]:
     return value in SEVERITIES
 
 
-class PagerDutyConfig(Lenient):
-    """One ``pagerduty_configs`` entry as written: a PagerDuty Events API v2 receiver."""
+class PagerDutyConfig(HttpReceiver):
+    """One ``pagerduty_configs`` entry as written: a PagerDuty Events API v2 receiver, or v1
+    with ``service_key``."""
 
     ignored_options: ClassVar[frozenset[str]] = COMMON_IGNORED | {
-        "routing_key_file", "service_key", "service_key_file",
         "images", "links", "source", "class", "component", "group",
     }  # fmt: skip
     templated_fields: ClassVar[tuple[str, ...]] = ("description", "client", "client_url", "details")
 
-    routing_key: SecretStr
-    url: Url = DEFAULT_URL
+    routing_key: SecretStr | None = None
+    routing_key_file: str | None = None
+    service_key: SecretStr | None = None
+    service_key_file: str | None = None
+    # None: global.pagerduty_url for v2; for v1 the v1 endpoint (see V1_URL).
+    url: Url | None = None
     # None: derived per notification from the alerts' `severity` label (see severity_of).
     severity: Severity | None = None
     send_resolved: bool = True
@@ -88,19 +108,49 @@ class PagerDutyConfig(Lenient):
                 raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}; got {value!r}")
         return value
 
-    @field_validator("routing_key")
+    _files = field_validator("routing_key_file", "service_key_file")(readable_file)
+
+    @field_validator("routing_key", "service_key")
     @classmethod
-    def _key(cls, key: SecretStr) -> SecretStr:
-        if not key.get_secret_value().strip():
-            raise ValueError("routing_key is empty (is its ${VARIABLE} set?)")
+    def _key(cls, key: SecretStr | None, info: Any) -> SecretStr | None:
+        if key is not None and not key.get_secret_value().strip():
+            raise ValueError(f"{info.field_name} is empty (is its ${{VARIABLE}} set?)")
         return key
+
+    @model_validator(mode="after")
+    def _one_key(self) -> PagerDutyConfig:
+        for name in ("routing_key", "service_key"):
+            if getattr(self, name) is not None and getattr(self, f"{name}_file") is not None:
+                raise ValueError(f"at most one of {name} and {name}_file may be set")
+        if not any((self.routing_key, self.routing_key_file, self.service_key, self.service_key_file)):
+            raise ValueError("missing routing_key (Events API v2) or service_key (v1)")
+        return self
+
+    @property
+    def events_v1(self) -> bool:
+        """A service key selects Events API v1, also beside a routing key (as Alertmanager)."""
+        return self.service_key is not None or self.service_key_file is not None
+
+    def with_defaults(self, defaults: ReceiverDefaults) -> Self:
+        config = super().with_defaults(defaults)
+        if config.url is None and not config.events_v1:
+            config = config.model_copy(update={"url": defaults.pagerduty_url})
+        return config
+
+    def ignored_paths(self) -> list[str]:
+        shadowed = [k for k in ("routing_key", "routing_key_file") if getattr(self, k) is not None]
+        return super().ignored_paths() + (shadowed if self.events_v1 else [])
 
 
 def build(config: PagerDutyConfig) -> PagerDutyIntegration:
     """The integration for one entry; the routing key leaves its SecretStr only here."""
-    integration = PagerDutyIntegration(config.routing_key.get_secret_value(), url=config.url,
+    key, key_file = (config.service_key, config.service_key_file) if config.events_v1 \
+        else (config.routing_key, config.routing_key_file)
+    url = config.url or (V1_URL if config.events_v1 else DEFAULT_URL)
+    integration = PagerDutyIntegration(key.get_secret_value() if key is not None else "", url=url,
                                        severity=config.severity, send_resolved=config.send_resolved,
-                                       timeout=config.timeout or DEFAULT_TIMEOUT)
+                                       timeout=config.timeout or DEFAULT_TIMEOUT, key_file=key_file,
+                                       events_v1=config.events_v1, http=config.http_config)
     integration.texts = {"description": config.description, "client": config.client,
                          "client_url": config.client_url}
     integration.details = config.details
@@ -148,8 +198,16 @@ class PagerDutyIntegration:
         severity: Severity | None = None,
         send_resolved: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
+        *,
+        key_file: str | None = None,
+        events_v1: bool = False,
+        http: HttpConfig | None = None,
     ) -> None:
+        # The integration key: the v2 routing key, or the v1 service key with events_v1.
         self.routing_key = routing_key
+        self.key_file = key_file  # read at every send instead, so a rotated key needs no reload
+        self.events_v1 = events_v1
+        self.http = http
         self.url = url
         self.severity = severity
         self.send_resolved = send_resolved
@@ -159,8 +217,54 @@ class PagerDutyIntegration:
         wanted = only_wanted(notification, self.send_resolved)
         if wanted is None:
             return
-        await post(client, self.url, content=encode(self.event(wanted)), secrets=[self.routing_key],
-                   timeout=self.timeout)
+        key = self._key()
+        if self.events_v1:
+            await post(client, self.url, content=encode(self.event_v1(wanted, key)), secrets=[key],
+                       timeout=self.timeout, http=self.http, retry_statuses=V1_RETRY_STATUSES)
+            return
+        event = self.event(wanted)
+        event["routing_key"] = key
+        await post(client, self.url, content=encode(event), secrets=[key], timeout=self.timeout, http=self.http)
+
+    def _key(self) -> str:
+        if self.key_file is None:
+            return self.routing_key
+        what = "service_key_file" if self.events_v1 else "routing_key_file"
+        try:
+            key = read_secret_file(self.key_file, what)
+        except CredentialError as err:
+            raise DeliveryError(str(err), permanent=False) from None
+        if not key:
+            raise DeliveryError(f"{what} {self.key_file!r} is empty", permanent=False)
+        return key
+
+    def event_v1(self, notification: Notification, service_key: str) -> dict[str, Any]:
+        """The Events API v1 event: ``trigger`` while anything fires, else ``resolve``, with
+        the same description and details (Alertmanager sends both on resolves too)."""
+        firing = [a for a in notification.alerts if a.status == "firing"]
+        resolved = [a for a in notification.alerts if a.status == "resolved"]
+        trigger = notification.status != "resolved"
+        # Rendered once, as for v2: _fit builds the event several times when it has to shrink it.
+        description = self._render("description", notification) or _summary(notification, firing or notification.alerts)
+        client = self._render("client", notification) or "monitor"
+        client_url = self._render("client_url", notification) or notification.external_url
+        extra = self._details(notification)
+
+        def event(details: dict[str, Any], _links: list[dict[str, str]]) -> dict[str, Any]:
+            out: dict[str, Any] = {
+                "service_key": service_key,
+                "event_type": "trigger" if trigger else "resolve",
+                "incident_key": dedup_key(notification.receiver, notification.group_key),
+                "description": truncate(description, SUMMARY_LIMIT),
+                "details": {**details, **extra},
+            }
+            if trigger:  # client and client_url belong to triggers only (PagerDuty's v1 reference)
+                out["client"] = client
+                if client_url:
+                    out["client_url"] = client_url
+            return out
+
+        return _fit(event, notification, firing, resolved)
 
     def event(self, notification: Notification) -> dict[str, Any]:
         """The event to send, always within PagerDuty's limits (see ``_fit``)."""

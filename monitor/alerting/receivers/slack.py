@@ -4,20 +4,32 @@ critical from warning at a glance. The words come from ``message.py``."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import json
+import re
+from typing import Any, ClassVar, Self
 
 import httpx
+from pydantic import field_validator, model_validator
 
 from monitor.alerting.model import Alert, Notification
 from monitor.alerting.receivers import message
 from monitor.alerting.receivers.base import (
     DEFAULT_TIMEOUT,
+    DeliveryError,
     encode,
     group_title,
     only_wanted,
     post,
 )
-from monitor.alerting.receivers.options import COMMON_IGNORED, Lenient, SecretUrl
+from monitor.alerting.receivers.defaults import ReceiverDefaults
+from monitor.alerting.receivers.http_options import (
+    CredentialError,
+    HttpConfig,
+    HttpReceiver,
+    read_secret_file,
+    readable_file,
+)
+from monitor.alerting.receivers.options import COMMON_IGNORED, SecretUrl
 from monitor.alerting.templating import TemplateSet, render_field
 from monitor.core.durations import Duration
 
@@ -50,30 +62,51 @@ CONTEXT_ELEMENT_LIMIT = 1000
 ERROR_LIMIT = 300
 
 
-class SlackConfig(Lenient):
+class SlackConfig(HttpReceiver):
     """One ``slack_configs`` entry as written: an incoming-webhook Slack receiver."""
 
     ignored_options: ClassVar[frozenset[str]] = COMMON_IGNORED | {
-        "api_url_file", "app_token", "app_token_file", "app_url", "message_text",
+        "app_token", "app_token_file", "app_url", "message_text",
         "icon_emoji", "icon_url", "link_names", "username", "actions", "callback_id",
         "color", "fallback", "fields", "footer", "mrkdwn_in", "pretext", "short_fields",
         "title_link", "image_url", "thumb_url", "update_message",
     }  # fmt: skip
     templated_fields: ClassVar[tuple[str, ...]] = ("title", "text", "channel")
 
-    api_url: SecretUrl  # the webhook URL is the credential
+    # The webhook URL is the credential. Unset: api_url_file, else global.slack_api_url(_file).
+    api_url: SecretUrl | None = None
+    api_url_file: str | None = None
     channel: str | None = None
     send_resolved: bool = True  # Alertmanager's own default is false (docs/notifications.md)
     title: str | None = None
     text: str | None = None
     timeout: Duration | None = None  # None: the integration's default deadline
 
+    _file = field_validator("api_url_file")(readable_file)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> SlackConfig:
+        if self.api_url is not None and self.api_url_file is not None:
+            raise ValueError("at most one of api_url and api_url_file may be set")
+        return self
+
+    def with_defaults(self, defaults: ReceiverDefaults) -> Self:
+        config = super().with_defaults(defaults)
+        if config.api_url is None and config.api_url_file is None:
+            if defaults.slack_api_url is None and defaults.slack_api_url_file is None:
+                raise ValueError("no Slack webhook URL: set api_url (or api_url_file) here or global.slack_api_url")
+            config = config.model_copy(update={"api_url": defaults.slack_api_url,
+                                               "api_url_file": defaults.slack_api_url_file})
+        return config
+
 
 def build(config: SlackConfig) -> SlackIntegration:
     """The integration for one entry; the webhook URL leaves its SecretStr only here."""
-    return SlackIntegration(config.api_url.get_secret_value(), channel=config.channel,
+    url = config.api_url.get_secret_value() if config.api_url is not None else ""
+    return SlackIntegration(url, channel=config.channel,
                             send_resolved=config.send_resolved, title=config.title, text=config.text,
-                            timeout=config.timeout or DEFAULT_TIMEOUT)
+                            timeout=config.timeout or DEFAULT_TIMEOUT, api_url_file=config.api_url_file,
+                            http=config.http_config)
 
 
 class SlackIntegration:
@@ -97,8 +130,12 @@ class SlackIntegration:
         title: str | None = None,
         text: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        api_url_file: str | None = None,
+        http: HttpConfig | None = None,
     ) -> None:
         self.api_url = api_url
+        self.api_url_file = api_url_file  # read at every send, so a rotated URL needs no reload
+        self.http = http
         self.channel = channel
         self.send_resolved = send_resolved
         self.title = title
@@ -109,7 +146,15 @@ class SlackIntegration:
         wanted = only_wanted(notification, self.send_resolved)
         if wanted is None:
             return  # nothing this config wants to hear about: not an error, nothing to retry
-        await post(client, self.api_url, content=encode(self.payload(wanted)), timeout=self.timeout)
+        await post(client, self._url(), content=encode(self.payload(wanted)), timeout=self.timeout, http=self.http)
+
+    def _url(self) -> str:
+        if self.api_url_file is None:
+            return self.api_url
+        try:
+            return read_secret_file(self.api_url_file, "api_url_file")
+        except CredentialError as err:
+            raise DeliveryError(str(err), permanent=False) from None
 
     def payload(self, notification: Notification) -> dict[str, Any]:
         title = self._render(self.title, notification, "title") or group_title(notification)

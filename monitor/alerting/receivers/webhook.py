@@ -8,12 +8,19 @@ import hmac
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from monitor.core.timestamps import rfc3339
 from monitor.alerting.model import Alert, Notification
-from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, ZERO_TIME, encode, only_wanted, post
-from monitor.alerting.receivers.options import COMMON_IGNORED, Lenient, SecretUrl
+from monitor.alerting.receivers.base import DEFAULT_TIMEOUT, ZERO_TIME, DeliveryError, encode, only_wanted, post
+from monitor.alerting.receivers.http_options import (
+    CredentialError,
+    HttpConfig,
+    HttpReceiver,
+    read_secret_file,
+    readable_file,
+)
+from monitor.alerting.receivers.options import COMMON_IGNORED, SecretUrl
 from monitor.core.durations import Duration
 
 SIGNATURE_HEADER = "X-Monitor-Signature"
@@ -24,24 +31,35 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class WebhookConfig(Lenient):
+class WebhookConfig(HttpReceiver):
     """One ``webhook_configs`` entry as written: Alertmanager's generic webhook (payload
     version 4), optionally HMAC-signed."""
 
-    ignored_options: ClassVar[frozenset[str]] = COMMON_IGNORED | {"url_file"}
+    ignored_options: ClassVar[frozenset[str]] = COMMON_IGNORED
 
-    url: SecretUrl  # a secret, as it often embeds a token (docs/configuration.md)
+    url: SecretUrl | None = None  # a secret, as it often embeds a token (docs/configuration.md)
+    url_file: str | None = None
     hmac_secret: SecretStr | None = None
     send_resolved: bool = True
     max_alerts: int = Field(default=0, ge=0)  # 0: no limit, as in Alertmanager
     timeout: Duration | None = None
 
+    _file = field_validator("url_file")(readable_file)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookConfig:
+        if (self.url is None) == (self.url_file is None):
+            raise ValueError("exactly one of url and url_file must be set")
+        return self
+
 
 def build(config: WebhookConfig) -> WebhookIntegration:
     """The integration for one entry; the URL and HMAC key leave their SecretStr only here."""
     secret = config.hmac_secret.get_secret_value() if config.hmac_secret is not None else None
-    return WebhookIntegration(config.url.get_secret_value(), hmac_secret=secret, send_resolved=config.send_resolved,
-                              max_alerts=config.max_alerts, timeout=config.timeout or DEFAULT_TIMEOUT)
+    url = config.url.get_secret_value() if config.url is not None else ""
+    return WebhookIntegration(url, hmac_secret=secret, send_resolved=config.send_resolved,
+                              max_alerts=config.max_alerts, timeout=config.timeout or DEFAULT_TIMEOUT,
+                              url_file=config.url_file, http=config.http_config)
 
 
 class WebhookIntegration:
@@ -58,8 +76,12 @@ class WebhookIntegration:
         send_resolved: bool = True,
         max_alerts: int = 0,
         timeout: float = DEFAULT_TIMEOUT,
+        url_file: str | None = None,
+        http: HttpConfig | None = None,
     ) -> None:
         self.url = url
+        self.url_file = url_file  # read at every send
+        self.http = http
         self.hmac_secret = hmac_secret
         self.send_resolved = send_resolved
         self.max_alerts = max_alerts
@@ -74,7 +96,11 @@ class WebhookIntegration:
         body = encode(self.payload(wanted), compact=True)
         headers = {SIGNATURE_HEADER: sign(self.hmac_secret, body)} if self.hmac_secret else {}
         secrets = [self.hmac_secret] if self.hmac_secret else []
-        await post(client, self.url, content=body, headers=headers, secrets=secrets, timeout=self.timeout)
+        try:
+            url = read_secret_file(self.url_file, "url_file") if self.url_file else self.url
+        except CredentialError as err:
+            raise DeliveryError(str(err), permanent=False) from None
+        await post(client, url, content=body, headers=headers, secrets=secrets, timeout=self.timeout, http=self.http)
 
     def payload(self, notification: Notification) -> dict[str, Any]:
         alerts = notification.alerts
