@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     from monitor.cli.silence import add_parser as add_silence_parser
 
     add_silence_parser(commands, default_url)
+    from monitor.cli.routes import add_parser as add_routes_parser
+
+    add_routes_parser(commands, with_config)
     with_config(add_notify_test_parser(commands))
     return parser
 
@@ -83,6 +86,10 @@ def _main(argv: list[str] | None) -> int:
         from monitor.cli.check_once import run_check_command
 
         return run_check_command(config, args.name, args.json)
+    if args.command == "routes":
+        from monitor.cli.routes import run_routes_command
+
+        return run_routes_command(config, args)
     if args.command == "notify-test":
         from monitor.cli.notify_test import run_notify_test_command
 
