@@ -106,6 +106,34 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
     return Config(path=path, main=main, checks=checks, rules=rules, check_locations=locations, alerting=alerting)
 
 
+class _Unset(dict[str, str]):
+    """An environment in which every variable is set (to ""), so reading one value of a
+    main file does not need the secrets the rest of it names."""
+
+    def get(self, key: str, default: object = None) -> str:
+        return super().get(key, "")
+
+
+def listen_address(path: str | Path, environ: Mapping[str, str] | None = None) -> str | None:
+    """The ``global.listen`` a daemon started on ``path`` would use from its file (before
+    ``MONITOR_LISTEN``), read without loading or validating the rest: how the CLI finds its
+    daemon. None when the file cannot be read or does not say; a ``${VAR:-default}`` in it
+    expands as the daemon expands it."""
+    try:
+        data, _ = load_yaml(Path(path), _Unset(os.environ if environ is None else environ))
+    except ConfigError:
+        return None
+    settings = data.get("global") if isinstance(data, dict) else None
+    listen = settings.get("listen") if isinstance(settings, dict) else None
+    if not isinstance(listen, str):
+        return None
+    try:
+        GlobalConfig.model_validate({"listen": listen})
+    except ValidationError:
+        return None
+    return listen
+
+
 def _load_alerting(data: dict[str, Any], source: SourceMap) -> AlertingConfig:
     """receivers/route/inhibit_rules/time_intervals, in Alertmanager's format; options we
     accept but do not act on are logged once, not errors, so an existing file loads."""
