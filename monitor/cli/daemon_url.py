@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 
+import httpx
+
 from monitor.config.loader import listen_address
 from monitor.config.main import EnvSettings, listen_url
 from monitor.daemon import default_config_path
@@ -35,9 +37,9 @@ def add_arguments(sub: argparse.ArgumentParser) -> None:
 
 def daemon_url(url: str | None, config: str | None) -> str:
     if url:
-        return url
+        return _checked(url, "--url")
     if os.environ.get("MONITOR_URL"):
-        return os.environ["MONITOR_URL"]
+        return _checked(os.environ["MONITOR_URL"], "MONITOR_URL")
     listen = EnvSettings().listen
     if listen:
         try:
@@ -47,3 +49,15 @@ def daemon_url(url: str | None, config: str | None) -> str:
     path = config or default_config_path(os.environ.get("MONITOR_CONFIG"))
     from_file = listen_address(path)
     return listen_url(from_file) if from_file else DEFAULT_URL
+
+
+def _checked(url: str, where: str) -> str:
+    """An http(s) URL with a host, or a one-line UrlError (httpx's own errors for these are
+    not all HTTPError, and its text talks about its internals)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError) as err:
+        raise UrlError(f"{where}: {url!r} is not a URL ({err})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UrlError(f"{where}: {url!r} is not an http:// or https:// URL with a host, e.g. http://127.0.0.1:9464")
+    return url
