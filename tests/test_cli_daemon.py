@@ -149,6 +149,9 @@ def test_status_shows_alerts_and_silences(daemon: Running, cli: Callable[..., Do
     assert "No active or pending silences." in before.stdout
     assert "1 checks, 1 down; 1 alerts firing, 0 pending; 0 silences active" in before.stdout
 
+    tokenless = cli("silence", "add", "DatabaseDown", "--comment", "x", env={**env, "MONITOR_API_TOKEN": ""})
+    assert tokenless.returncode == 1
+    assert tokenless.stderr.rstrip().endswith("(no token given: set $MONITOR_API_TOKEN or pass --token)")
     added = cli("silence", "add", "DatabaseDown", "env=prod", "--comment", "restoring backup", env=env)
     assert added.returncode == 0, added.stderr
     silence_id = added.stdout.strip()

@@ -87,7 +87,7 @@ def test_check_on_a_heartbeat_reads_the_saved_pushes(tmp_path: Path, capsys: pyt
     (tmp_path / "checks.yaml").write_text(
         "checks:\n  - name: nightly\n    kind: heartbeat\n    max_age: 1h\n    push_key: push-key-0123456789\n")
     code, out, _ = run(capsys, "check", "nightly", "-c", str(main_file))  # no daemon has run: no store yet
-    assert code == 1 and "error    no heartbeat saved in the state store (global.state)" in out
+    assert code == 1 and f"error    no heartbeat saved in the state store (global.state: {tmp_path}/state.db)" in out
     assert not (tmp_path / "state.db").exists()  # looked, did not create
     daemon = subprocess.Popen([*MONITOR, "run", "-c", str(main_file)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, cwd=ROOT)

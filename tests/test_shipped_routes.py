@@ -68,6 +68,15 @@ def test_readme_example_pages_and_posts_critical_alerts(tmp_path: Path) -> None:
     assert not tree.time_muter(post).mutes({}, _at(SUNDAY, 3))
 
 
+def test_configuration_reference_example_pages_and_posts_critical_alerts() -> None:
+    blocks = [b for b in CODE_BLOCK.findall((ROOT / "docs" / "configuration.md").read_text(encoding="utf-8"))
+              if re.search(r"^route:\n", b, re.MULTILINE)]
+    assert len(blocks) == 1
+    tree = RoutingTree(build_route(RouteConfig.model_validate(yaml.safe_load(blocks[0])["route"])), {})
+    assert receivers(tree, alertname="DatabaseDown", severity="critical") == ["pagerduty", "slack"]
+    assert receivers(tree, alertname="DiskFilling", severity="warning") == ["slack"]
+
+
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_sidecar_main_file_pages_and_posts_critical_alerts(system: str) -> None:
     # Loaded in place: deploy/checks and deploy/alert_rules give the repo the image's layout.
@@ -118,7 +127,7 @@ def test_alertmanager_example_pages_and_posts_critical_and_holds_warnings_at_nig
 
 def test_every_shipped_route_is_covered() -> None:
     """The files above are all the shipped ones that route alerts."""
-    covered = {"README.md", "deploy/monitor.sidecar.yaml", "deploy/kubernetes/sidecar.yaml",
+    covered = {"README.md", "docs/configuration.md", "deploy/monitor.sidecar.yaml", "deploy/kubernetes/sidecar.yaml",
                "deploy/alertmanager/alertmanager.yml"}
     found = set()
     for path in [ROOT / "README.md", ROOT / "monitor.yaml", *(ROOT / "docs").glob("*.md"),

@@ -60,6 +60,16 @@ async def saved_heartbeats(state: str) -> dict[str, tuple[float, bool]]:
         await store.close()
 
 
+def store_name(state: str) -> str:
+    """The store as a person can find it: a SQLite file's absolute path (a relative one is
+    relative to the working directory), else the URL without its credentials."""
+    try:
+        store = open_store(state)
+    except StoreError:
+        return redact(state)
+    return store.path if isinstance(store, SqliteStore) else redact(state)
+
+
 def run_check_command(config: Config, name: str, as_json: bool) -> int:
     check = config.check(name)
     if check is None:
@@ -74,8 +84,8 @@ def run_check_command(config: Config, name: str, as_json: bool) -> int:
                 # A heartbeat's result is the pushes the daemon saved, not anything here.
                 pushes = await saved_heartbeats(config.settings.state)
                 if name not in pushes:
-                    return Result.failed("no heartbeat saved in the state store (global.state): "
-                                         "none pushed yet, or the daemon uses another store", value=None)
+                    return Result.failed(f"no heartbeat saved in the state store (global.state: {store_name(config.settings.state)}):"
+                                         " none pushed yet, or the daemon uses another store", value=None)
                 env.heartbeats.update(pushes)
             return await run_check(check, env)
         finally:

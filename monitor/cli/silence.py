@@ -129,6 +129,8 @@ def _request(method: str, url: str, path: str, *, token: str | None = None,
     if response.status_code >= 400:
         detail = data.get("error") if isinstance(data, dict) else None
         message = detail or response.reason_phrase
+        if response.status_code in (401, 403) and not token and method != "GET":
+            message = f"{message} (no token given: set $MONITOR_API_TOKEN or pass --token)"
         raise CommandError(f"{url} answered {response.status_code}: {' '.join(str(message).split())}")
     if data is None:
         raise CommandError(f"{url} answered with something that is not JSON")
