@@ -201,13 +201,13 @@ class Daemon:
     def _route(self, config: Config) -> None:
         """Routing first: alerts whose rule is gone resolve in ``_bind``, and their resolve
         must travel the new tree. Groups carry over from the old tree through their records."""
-        self.notifier.configure(config.alerting, self.engine.firing(), config.settings.external_url or "")
+        self.notifier.configure(config.alerting, self.engine.firing(), config.settings.public_url)
 
     def _bind(self, config: Config) -> None:
         self.statuses.configure(config.checks)
         self.slos.configure(config.checks)
         self.uptime.configure(check.name for check in config.checks)
-        self.engine.external_url = config.settings.external_url or ""
+        self.engine.external_url = config.settings.public_url
         self._hand_on(self.engine.configure(config.checks, config.rules))
         self.scheduler.apply(config.checks)
         self.env.keep_check_state(c.name for c in config.checks)

@@ -290,7 +290,10 @@ def test_allowed_hosts_defaults_and_validation() -> None:
     assert hosts.allows("192.168.1.5") and hosts.allows("[fd00::1]:9464")
     assert not hosts.allows("evil.example") and not hosts.allows("127.0.0.1.evil.example")
     assert not hosts.allows("mon.example.evil.example") and not hosts.allows("[evil]")
-    assert AllowedHosts.from_settings(GlobalConfig(listen="0.0.0.0:9464")).names == frozenset({"localhost"})
+    # Without external_url, the URL notifications link to is derived from `listen` (on every
+    # address: this machine's name), and people follow it.
+    assert AllowedHosts.from_settings(GlobalConfig(listen="0.0.0.0:9464")).names == frozenset(
+        {"localhost", socket.gethostname().lower().rstrip(".")})
     for bad in ("http://x.example", "x.example:9464", "x.example/path", ""):
         with pytest.raises(ValidationError, match="allowed_hosts"):
             GlobalConfig(allowed_hosts=[bad])

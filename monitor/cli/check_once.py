@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from typing import Any
 
@@ -13,7 +14,10 @@ from monitor.config.loader import Config
 from monitor.probes import ProbeEnv
 from monitor.core.results import Result
 from monitor.core.expressions import ExpressionError
-from monitor.core.secrets import scrub, scrub_deep
+from monitor.core.secrets import redact, scrub, scrub_deep
+from monitor.probes.heartbeat import HeartbeatCheck
+from monitor.store import StoreError, open_store
+from monitor.store.sqlite import MEMORY, SqliteStore
 from monitor.history import History
 from monitor.probes import CheckBase
 from monitor.probes.metrics import MetricsCheck
@@ -64,6 +68,29 @@ def _holds(rule: Rule, scope: dict[str, Any]) -> tuple[bool | None, str | None]:
         return None, f"error: {err}"
 
 
+async def saved_heartbeats(state: str) -> dict[str, tuple[float, bool]]:
+    """The last push of each heartbeat check in the state store ``state``; nothing when it is
+    a SQLite file that does not exist (a daemon never ran there): it is not created."""
+    store = open_store(state)
+    if isinstance(store, SqliteStore) and (store.path == MEMORY or not os.path.exists(store.path)):
+        return {}
+    await store.open()
+    try:
+        return await store.load_heartbeats()
+    finally:
+        await store.close()
+
+
+def store_name(state: str) -> str:
+    """The store as a person can find it: a SQLite file's absolute path (a relative one is
+    relative to the working directory), else the URL without its credentials."""
+    try:
+        store = open_store(state)
+    except StoreError:
+        return redact(state)
+    return store.path if isinstance(store, SqliteStore) else redact(state)
+
+
 def run_check_command(config: Config, name: str, as_json: bool) -> int:
     check = config.check(name)
     if check is None:
@@ -74,6 +101,13 @@ def run_check_command(config: Config, name: str, as_json: bool) -> int:
     async def once() -> tuple[Result, list[str], dict[str, Any]]:
         env = ProbeEnv()
         try:
+            if isinstance(check, HeartbeatCheck):
+                # A heartbeat's result is the pushes the daemon saved, not anything here.
+                pushes = await saved_heartbeats(config.settings.state)
+                if name not in pushes:
+                    return Result.failed(f"no heartbeat saved in the state store (global.state: {store_name(config.settings.state)}):"
+                                         " none pushed yet, or the daemon uses another store", value=None), [], {}
+                env.heartbeats.update(pushes)
             result = await run_check(check, env)
             if isinstance(check, MetricsCheck):  # the series read and the query's result
                 return await metrics_debug.describe(check, env, result)
@@ -81,7 +115,11 @@ def run_check_command(config: Config, name: str, as_json: bool) -> int:
         finally:
             await env.close()
 
-    result, more_lines, more_json = asyncio.run(once())
+    try:
+        result, more_lines, more_json = asyncio.run(once())
+    except StoreError as err:
+        echo(f"monitor: cannot read the state store {redact(config.settings.state)}: {scrub(str(err))}", file=sys.stderr)
+        return 2
     trips = [_trip(loaded.rule, result, check) for loaded in config.rules_for(check)]
 
     where = config.check_locations.get(name)  # where to go and edit it

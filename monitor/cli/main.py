@@ -37,14 +37,16 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("name")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     with_config(check)
-    status = commands.add_parser("status", help="show a running daemon's checks")
-    default_url = os.environ.get("MONITOR_URL", "http://127.0.0.1:9464")
-    status.add_argument("--url", default=default_url,
-                        help="the daemon's address (default: $MONITOR_URL or http://127.0.0.1:9464)")
+    from monitor.cli.daemon_url import add_arguments as add_url_arguments
+
+    add_url_arguments(commands.add_parser("status", help="show a running daemon's checks, alerts and silences"))
     from monitor.cli.notify_test import add_parser as add_notify_test_parser
     from monitor.cli.silence import add_parser as add_silence_parser
 
-    add_silence_parser(commands, default_url)
+    add_silence_parser(commands)
+    from monitor.cli.routes import add_parser as add_routes_parser
+
+    add_routes_parser(commands, with_config)
     with_config(add_notify_test_parser(commands))
     return parser
 
@@ -67,9 +69,15 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "status":  # talks to a running daemon; needs no config
+        from monitor.cli.daemon_url import UrlError, daemon_url
         from monitor.cli.status import run_status_command
 
-        return run_status_command(args.url)
+        try:
+            url = daemon_url(args.url, args.config)
+        except UrlError as err:
+            echo(f"monitor: {err}", file=sys.stderr)
+            return EXIT_CONFIG
+        return run_status_command(url)
     if args.command == "silence":  # likewise
         from monitor.cli.silence import run_silence_command
 
@@ -92,6 +100,10 @@ def _main(argv: list[str] | None) -> int:
         from monitor.cli.check_once import run_check_command
 
         return run_check_command(config, args.name, args.json)
+    if args.command == "routes":
+        from monitor.cli.routes import run_routes_command
+
+        return run_routes_command(config, args)
     if args.command == "notify-test":
         from monitor.cli.notify_test import run_notify_test_command
 

@@ -71,5 +71,5 @@ def run_notify_test_command(config: Config, receiver: str, resolve: bool) -> int
     if not targets[receiver]:
         print(f"monitor: receiver {receiver!r} has no integrations to test", file=sys.stderr)
         return 2
-    failures = asyncio.run(_send_all(targets[receiver], receiver, resolve, config.settings.external_url or ""))
+    failures = asyncio.run(_send_all(targets[receiver], receiver, resolve, config.settings.public_url))
     return 1 if failures else 0

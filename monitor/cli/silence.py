@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 
 from monitor.alerting.silences import parse_matcher_args
+from monitor.cli.daemon_url import UrlError, daemon_url
+from monitor.cli.daemon_url import add_arguments as add_url_arguments
 from monitor.cli.terminal import cell, echo
 from monitor.core.timestamps import parse_rfc3339, rfc3339
 from monitor.core.durations import parse_duration
@@ -27,14 +29,11 @@ class CommandError(Exception):
     pass
 
 
-def add_parser(commands: Any, default_url: str) -> None:
+def add_parser(commands: Any) -> None:
     """Register `silence` and its subcommands on the top-level subparsers."""
     silence = commands.add_parser("silence", help="manage silences on a running daemon")
     actions = silence.add_subparsers(dest="silence_command", required=True, metavar="ACTION")
-
-    def with_url(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--url", default=default_url,
-                         help="the daemon's address (default: $MONITOR_URL or http://127.0.0.1:9464)")
+    with_url = add_url_arguments
 
     def with_token(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--token", default=os.environ.get("MONITOR_API_TOKEN"),
@@ -60,6 +59,11 @@ def add_parser(commands: Any, default_url: str) -> None:
 
 
 def run_silence_command(args: argparse.Namespace) -> int:
+    try:
+        args.url = daemon_url(args.url, args.config)
+    except UrlError as err:
+        echo(f"monitor: {err}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         if args.silence_command == "add":
             return _add(args)
@@ -125,6 +129,8 @@ def _request(method: str, url: str, path: str, *, token: str | None = None,
     if response.status_code >= 400:
         detail = data.get("error") if isinstance(data, dict) else None
         message = detail or response.reason_phrase
+        if response.status_code in (401, 403) and not token and method != "GET":
+            message = f"{message} (no token given: set $MONITOR_API_TOKEN or pass --token)"
         raise CommandError(f"{url} answered {response.status_code}: {' '.join(str(message).split())}")
     if data is None:
         raise CommandError(f"{url} answered with something that is not JSON")

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -78,10 +78,17 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *, l
 
 
 def _load_config(path: Path, env: Mapping[str, str]) -> Config:
-    data, source = load_yaml(path, env)
+    # Unset variables of every file are collected, the files go on loading, and all of them
+    # are reported together: setting one and running again must not reveal eight more. A
+    # file with unset variables is not validated further (its unexpanded values would only
+    # add noise), the others are.
+    missing: list[Problem] = []
+    data, source = load_yaml(path, env, missing=missing)
     secrets.register(secrets_in(data, (MainConfig, AlertingConfig)))
     if not isinstance(data, dict):
         raise ConfigError([Problem(source.file, 1, "the main file must be a mapping (global:, check_files:, ...)")])
+    if missing:
+        _report_missing(path, data, source, env, missing)
     main = _validate(MainConfig, data, source, None)
     alerting, warnings = _load_alerting(data, source)
     if main.tracing is not None:
@@ -95,7 +102,7 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
 
     for file in _expand(main.check_files, base, source, data, "check_files", problems):
         try:
-            for check, where in _load_checks(file, env, context):
+            for check, where in _load_checks(file, env, context, missing):
                 if check.name in locations:
                     problems.append(Problem(where.file, where.line, f"duplicate check name {check.name!r} (first defined at {locations[check.name]})"))
                     continue
@@ -109,15 +116,61 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
     rules: list[LoadedRule] = []
     for file in _expand(main.rule_files, base, source, data, "rule_files", problems):
         try:
-            rules.extend(_load_rules(file, env))
+            rules.extend(_load_rules(file, env, missing))
         except ConfigError as err:
             problems.extend(err.problems)
-    if not problems:  # with a broken check file, "no such check" would only be noise
+    if not problems and not missing:  # with a broken check file, "no such check" would only be noise
         problems.extend(_unmatched_rules(rules, checks))
-    if problems:
-        raise ConfigError(problems)
+    if problems or missing:
+        raise ConfigError(missing + problems)
     return Config(path=path, main=main, checks=checks, rules=rules, check_locations=locations, alerting=alerting,
                   warnings=sorted(warnings))
+
+
+class _Unset(dict[str, str]):
+    """An environment in which every variable is set (to ""), so reading one value of a
+    main file does not need the secrets the rest of it names."""
+
+    def get(self, key: str, default: object = None) -> str:
+        return super().get(key, "")
+
+
+def listen_address(path: str | Path, environ: Mapping[str, str] | None = None) -> str | None:
+    """The ``global.listen`` a daemon started on ``path`` would use from its file (before
+    ``MONITOR_LISTEN``), read without loading or validating the rest: how the CLI finds its
+    daemon. None when the file cannot be read or does not say; a ``${VAR:-default}`` in it
+    expands as the daemon expands it."""
+    try:
+        data, _ = load_yaml(Path(path), _Unset(os.environ if environ is None else environ))
+    except ConfigError:
+        return None
+    settings = data.get("global") if isinstance(data, dict) else None
+    listen = settings.get("listen") if isinstance(settings, dict) else None
+    if not isinstance(listen, str):
+        return None
+    try:
+        GlobalConfig.model_validate({"listen": listen})
+    except ValidationError:
+        return None
+    return listen
+
+
+def _report_missing(path: Path, data: dict[str, Any], source: SourceMap, env: Mapping[str, str],
+                    missing: list[Problem]) -> NoReturn:
+    """The main file names unset variables: report them with those of every check and rule
+    file it lists (patterns that themselves name an unset variable cannot be followed)."""
+    problems: list[Problem] = []
+    for key, default in (("check_files", ["checks/*.yaml"]), ("rule_files", ["alert_rules/*.yaml"])):
+        patterns = data.get(key, default)
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            continue
+        known = [p for p in patterns if "${" not in p]
+        for file in _expand(known, path.parent, source, {key: known}, key, problems):
+            try:
+                load_yaml(file, env, missing=missing)
+            except ConfigError as err:
+                problems.extend(err.problems)
+    raise ConfigError(missing + problems)
 
 
 def _load_alerting(data: dict[str, Any], source: SourceMap) -> tuple[AlertingConfig, list[Problem]]:
@@ -206,9 +259,11 @@ def _expand(patterns: list[str], base: Path, source: SourceMap, data: Any, key: 
     return files
 
 
-def _load_checks(file: Path, environ: Mapping[str, str], context: dict[str, float]) -> list[tuple[CheckBase, Location]]:
-    data, source = load_yaml(file, environ)
-    if data == {}:
+def _load_checks(file: Path, environ: Mapping[str, str], context: dict[str, float],
+                 missing: list[Problem]) -> list[tuple[CheckBase, Location]]:
+    before = len(missing)
+    data, source = load_yaml(file, environ, missing=missing)
+    if data == {} or len(missing) > before:  # unset variables: reported, the rest waits for them
         return []
     if not isinstance(data, dict) or not isinstance(data.get("checks", []), list) or set(data) - {"checks"}:
         raise ConfigError([Problem(source.file, 1, "a check file holds one key, `checks:`, with a list of checks")])
@@ -221,9 +276,10 @@ def _load_checks(file: Path, environ: Mapping[str, str], context: dict[str, floa
     return [(c, Location(source.file, source.line_of(data, ("checks", i)))) for i, c in enumerate(checks)]
 
 
-def _load_rules(file: Path, environ: Mapping[str, str]) -> list[LoadedRule]:
-    data, source = load_yaml(file, environ)
-    if data == {}:
+def _load_rules(file: Path, environ: Mapping[str, str], missing: list[Problem]) -> list[LoadedRule]:
+    before = len(missing)
+    data, source = load_yaml(file, environ, missing=missing)
+    if data == {} or len(missing) > before:
         return []
     parsed = _validate(RuleFile, data, source, None)
     return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -56,6 +57,16 @@ class GlobalConfig(ReceiverDefaults):
         split_listen(listen)
         return listen
 
+    @property
+    def public_url(self) -> str:
+        """``external_url``, or when it is not set, one derived from ``listen`` as Prometheus
+        derives its external URL: ``http://<host>:<port>`` with the listen address's host, or
+        this machine's host name when it listens on every address. So the URL in notifications
+        (and the silence command they print) follows ``listen``/``MONITOR_LISTEN``."""
+        if self.external_url:
+            return self.external_url
+        return listen_url(self.listen, wildcard_host=socket.gethostname())
+
     @field_validator("allowed_hosts")
     @classmethod
     def _host_names(cls, hosts: list[str]) -> list[str]:
@@ -75,6 +86,16 @@ class GlobalConfig(ReceiverDefaults):
     def _empty_is_unset(cls, token: SecretStr | None) -> SecretStr | None:
         # `${MONITOR_API_TOKEN:-}` expands to "" when unset: that means "no token".
         return token if token is not None and token.get_secret_value() else None
+
+
+def listen_url(listen: str, wildcard_host: str = "127.0.0.1") -> str:
+    """``http://host:port`` for a ``listen`` address; a wildcard (``0.0.0.0``, ``::``, no host)
+    becomes ``wildcard_host``: for a client on the same machine, the loopback address."""
+    raw_host = listen.rpartition(":")[0].strip("[]")
+    host, port = split_listen(listen)
+    if not raw_host or host in ("0.0.0.0", "::"):
+        host = wildcard_host
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def is_ip(text: str) -> bool:

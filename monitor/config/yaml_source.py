@@ -55,8 +55,18 @@ class SourceMap:
         return Problem(self.file, self.line_of(data, loc), message)
 
 
+class MissingVariables(KeyError):
+    """Variables a value names that are not set (and have no default), every one of them."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(names[0])
+        self.names = names
+
+
 def expand_env(text: str, environ: Mapping[str, str]) -> str:
-    """Expand ``${VAR}``, ``${VAR:-default}`` and ``$$``; raises KeyError/ValueError."""
+    """Expand ``${VAR}``, ``${VAR:-default}`` and ``$$``; raises MissingVariables (a KeyError)
+    naming every unset variable of ``text``, or ValueError for a malformed reference."""
+    missing: list[str] = []
 
     def substitute(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
@@ -67,11 +77,16 @@ def expand_env(text: str, environ: Mapping[str, str]) -> str:
         value = environ.get(name)
         if value is None or (value == "" and default is not None):
             if default is None:
-                raise KeyError(name)
+                if name not in missing:
+                    missing.append(name)
+                return ""
             return default
         return value
 
-    return _VAR.sub(substitute, text)
+    expanded = _VAR.sub(substitute, text)
+    if missing:
+        raise MissingVariables(missing)
+    return expanded
 
 
 _MAX_NODES = 1_000_000
@@ -103,6 +118,7 @@ class _Builder:
         self.source = source
         self.environ = environ
         self.problems: list[Problem] = []
+        self.missing: list[Problem] = []  # unset variables, kept apart (see load_yaml)
         self.loader = yaml.SafeLoader("")
         self.budget = _MAX_NODES
 
@@ -135,9 +151,10 @@ class _Builder:
         if isinstance(value, str) and "$" in value:
             try:
                 return expand_env(value, self.environ)
-            except KeyError as missing:
-                self.problems.append(
-                    Problem(self.source.file, line, f"environment variable {missing.args[0]} is not set (use ${{{missing.args[0]}:-default}} for a default)")
+            except MissingVariables as missing:
+                self.missing.extend(
+                    Problem(self.source.file, line, f"environment variable {name} is not set (use ${{{name}:-default}} for a default)")
+                    for name in missing.names
                 )
             except ValueError as err:
                 self.problems.append(Problem(self.source.file, line, str(err)))
@@ -209,8 +226,13 @@ def _check_expansion(root: yaml.Node) -> None:
         size[key], depth[key] = total, levels
 
 
-def load_yaml(path: Path, environ: Mapping[str, str] | None = None, display: str | None = None) -> tuple[Any, SourceMap]:
-    """Parse one YAML file; raises ConfigError naming the file and line of every problem."""
+def load_yaml(path: Path, environ: Mapping[str, str] | None = None, display: str | None = None,
+              missing: list[Problem] | None = None) -> tuple[Any, SourceMap]:
+    """Parse one YAML file; raises ConfigError naming the file and line of every problem.
+
+    With ``missing``, unset environment variables are appended there instead of raised (their
+    values stay unexpanded), so a loader can go on to the next files and report every unset
+    variable of a config at once rather than one file at a time."""
     name = display or str(path)
     source = SourceMap(name)
     try:
@@ -250,6 +272,10 @@ def load_yaml(path: Path, environ: Mapping[str, str] | None = None, display: str
     except yaml.YAMLError as err:  # e.g. an unknown tag like !!python/object
         mark = getattr(err, "problem_mark", None)
         raise ConfigError([Problem(name, mark.line + 1 if mark else 1, f"invalid YAML: {getattr(err, 'problem', err)}")]) from None
+    if missing is not None:
+        missing.extend(builder.missing)
+    else:
+        builder.problems.extend(builder.missing)
     if builder.problems:
         raise ConfigError(builder.problems)
     return data, source

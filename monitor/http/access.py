@@ -83,8 +83,8 @@ class AllowedHosts:
         if "*" in settings.allowed_hosts:
             return cls(frozenset(), any_host=True)
         names = {"localhost", *settings.allowed_hosts}
-        if settings.external_url:
-            names.add((urlsplit(settings.external_url).hostname or "").rstrip("."))
+        # The URL notifications link to (set, or derived from `listen`): people follow it.
+        names.add((urlsplit(settings.public_url).hostname or "").rstrip("."))
         names.add(split_listen(settings.listen)[0].lower().rstrip("."))
         # IP literals are allowed anyway; the list names only names.
         return cls(frozenset(name for name in names if name and not is_ip(name)))

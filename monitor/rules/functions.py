@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from monitor.core.durations import parse_duration
+from monitor.core.expressions import ExpressionError, NoValue, execute
 from monitor.history import History
 from monitor.core.results import Result
 
@@ -25,7 +26,7 @@ WINDOW_FUNCTIONS = (
 SLO_FUNCTIONS = ("burn_rate",)
 
 
-class NoData(Exception):
+class NoData(NoValue):
     """A window with no samples: like an empty vector in PromQL, the rule does not fire."""
 
 
@@ -231,11 +232,9 @@ def dry_run(program: Any) -> None:
     for up in (True, False):  # both, so `!up && ...` does not hide its right-hand side
         sample = Result(up=up, value=1.0, latency=0.1, at=0.0, detail={"status": 200, "body": {}})
         try:
-            program.execute(reads.scope(variables(sample, {}, 0.0), functions))
-        except KeyError:
+            execute(program, reads.scope(variables(sample, {}, 0.0), functions))
+        except NoValue:
             pass
-        except (TypeError, ValueError) as err:
-            raise ValueError(str(err).split("\n")[0]) from None
-        except RuntimeError as err:  # the library's "no such key" for maps is a RuntimeError too
-            if "key" not in str(err).lower():
-                raise ValueError(str(err).split("\n")[0]) from None
+        except ExpressionError as err:  # a key absent from this dummy body is data, not a mistake
+            if not str(err).startswith("no such key") and "key" not in str(err).lower():
+                raise ValueError(str(err)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,9 @@ RULE_VARIABLES = ("up", "value", "latency", "status", "body", "detail", "labels"
                   "error_budget_remaining")
 # ...and the window functions over the check's history (rules/functions.py).
 
+# A PromQL range selector, `name[5m]`: not CEL, and a common first try.
+_PROMQL_RANGE = re.compile(r"\w\[\d+[smhdwy]\]")
+
 
 class Rule(Model):
     alert: str = Field(pattern=LABEL_NAME.pattern)  # it becomes the `alertname` label
@@ -38,7 +42,13 @@ class Rule(Model):
     @field_validator("expr")
     @classmethod
     def _compiles(cls, source: str) -> str:
-        dry_run(compile_expression(source, RULE_VARIABLES, WINDOW_FUNCTIONS + SLO_FUNCTIONS).program)
+        try:
+            dry_run(compile_expression(source, RULE_VARIABLES, WINDOW_FUNCTIONS + SLO_FUNCTIONS).program)
+        except ValueError as err:
+            if _PROMQL_RANGE.search(source):  # `rate(x[5m])` from a Prometheus habit
+                raise ValueError(f"{err} (rules are CEL: a window is a string argument,"
+                                 ' e.g. rate("value", "5m"))') from None
+            raise
         return source
 
     @field_validator("check")
