@@ -119,8 +119,10 @@ def _handler(fake: FakeAws) -> type[BaseHTTPRequestHandler]:
             # Until released or until the client gives up: `active` counts only the
             # connections a client still waits on.
             self.close_connection = True
-            while not fake.release.wait(0.05):
-                readable, _, _ = select.select([self.connection], [], [], 0)
+            # select() wakes the moment the client's FIN arrives, so a client that gave up
+            # and retries at once is not counted on two connections (it holds one thread).
+            while not fake.release.is_set():
+                readable, _, _ = select.select([self.connection], [], [], 0.05)
                 if readable and not self.connection.recv(1, socket.MSG_PEEK):
                     return
 

@@ -36,7 +36,7 @@ async def test_throttling_is_retried_then_named(fake_aws: FakeAws) -> None:
     result, took = await run_timed(_sqs(fake_aws, timeout=3.0))  # type: ignore[arg-type]
     assert not result.up and result.outcome is Outcome.FAILURE
     assert _one_line(result.error).startswith("GetQueueAttributes: ThrottlingException: Rate exceeded ("), result
-    assert took < 3.0 + 1.0
+    assert took < 3.0 + 5
     assert 2 <= len(fake_aws.seen) <= clients.MAX_ATTEMPTS  # retried, within the attempt budget
 
     with pytest.raises(AwsError) as raised:
@@ -63,7 +63,7 @@ async def test_expired_token_is_one_line_and_not_permanent(fake_aws: FakeAws) ->
     fake_aws.reply("GetQueueAttributes", aws_json_error(
         "ExpiredTokenException", "The security token included in the request is expired"))
     result, took = await run_timed(_sqs(fake_aws))  # type: ignore[arg-type]
-    assert not result.up and took < 4.0
+    assert not result.up and took < 3.0 + 5
     assert result.error == "GetQueueAttributes: ExpiredTokenException: The security token included in the request " \
                            "is expired"
     assert len(fake_aws.seen) == 1  # not retried: the same token would be sent again
@@ -111,7 +111,8 @@ async def test_hanging_endpoint_times_out_and_starves_nobody(fake_aws: FakeAws, 
     for result in results[:-1]:
         assert not result.up and result.outcome in (Outcome.TIMEOUT, Outcome.FAILURE)  # type: ignore[attr-defined]
         assert "Timeout" in _one_line(result.error), result.error  # type: ignore[attr-defined]
-    assert took < 4.0 + 2.0
+    # Bounded by the 4 s timeout, not by the hang; the slack is for a loaded CI machine.
+    assert took < 4.0 + 16.0
     # The hanging endpoint held at most its share of the pool's threads.
     assert fake_aws.most_active <= PER_ENDPOINT
 
@@ -171,7 +172,7 @@ async def test_failed_assume_role_names_the_sts_error(fake_aws: FakeAws, monkeyp
     clients.reset()
     fake_aws.reply("AssumeRole", query_error("ExpiredToken", "The security token included in the request is expired"))
     result, took = await run_timed(aws_check("ses", fake_aws.url, role_arn=ROLE, timeout=5.0))
-    assert not result.up and took < 6.0
+    assert not result.up and took < 6.0 + 5
     assert result.error == "AssumeRole: ExpiredToken: The security token included in the request is expired"
     assert "GetAccount" not in fake_aws.operations()  # nothing sent without the role's credentials
     clients.reset()
@@ -191,7 +192,7 @@ async def test_unreachable_endpoint(monkeypatch: pytest.MonkeyPatch, closed_port
     fake_credentials(monkeypatch)
     result, took = await run_timed(aws_check("sqs", f"http://127.0.0.1:{closed_port}", timeout=3.0,
                                              queue_url=QUEUE))
-    assert not result.up and took < 4.0
+    assert not result.up and took < 3.0 + 5
     assert _one_line(result.error).startswith("GetQueueAttributes: EndpointConnectionError: could not connect to "
                                               f"http://127.0.0.1:{closed_port}/"), result.error
 
@@ -228,7 +229,7 @@ async def test_hanging_sts_is_bounded_by_the_check_timeout(fake_aws: FakeAws, mo
     clients.reset()
     fake_aws.reply("AssumeRole", HANG)
     result, took = await run_timed(aws_check("ses", fake_aws.url, role_arn=ROLE, timeout=2.0))
-    assert not result.up and took < 3.0
+    assert not result.up and took < 3.0 + 5
     assert "Timeout" in _one_line(result.error), result.error
     assert fake_aws.operations() == ["AssumeRole"]  # one attempt begun; none after the deadline
     clients.reset()

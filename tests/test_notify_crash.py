@@ -89,7 +89,7 @@ def test_one_trigger_and_one_resolve_per_receiver_across_two_kill_9(
         wait(lambda: {r.path for r in sink.received} >= {"/pd", "/slack", "/hook"}, first, timeout=15)
         assert sink.accepted() == []
         # The status page says which receiver is holding pages back, and why.
-        wait(lambda: "oncall/pagerduty_configs/0: 1 waiting — HTTP 503" in _page(first), first)
+        wait(lambda: "oncall/pagerduty_configs/0</b>: 1 waiting — HTTP 503" in _page(first), first)
         kill(first)
 
         sink.default = "200"  # the receivers come back while the daemon is dead
