@@ -35,6 +35,9 @@ RUN /opt/monitor/bin/pip install --no-deps . \
         respx trustme \
         mypy mypy-extensions pathspec librt ast-serialize types-PyYAML google-re2-stubs \
         import-linter grimp click \
+        moto responses requests charset-normalizer xmltodict py-partiql-parser \
+        flask flask-cors werkzeug jinja2 markupsafe itsdangerous blinker \
+        aiobotocore aioitertools wrapt \
  && /opt/monitor/bin/pip check \
  && /opt/monitor/bin/monitor --version \
  && /opt/monitor/bin/pip uninstall -y pip setuptools

@@ -12,6 +12,8 @@ set for it in ``replies``; every request is recorded with its headers.
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -94,7 +96,7 @@ def _handler(fake: FakeAws) -> type[BaseHTTPRequestHandler]:
                 answer = fake.replies.get(operation)
                 status, payload = answer(body) if answer else aws_json_error("UnknownOperationException", operation)
                 if (status, payload) == HANG:
-                    fake.release.wait(60)
+                    self._hang()
                     return
                 if isinstance(payload, str):
                     data, kind = payload.encode(), "text/xml"
@@ -112,6 +114,15 @@ def _handler(fake: FakeAws) -> type[BaseHTTPRequestHandler]:
             finally:
                 with fake._lock:
                     fake.active -= 1
+
+        def _hang(self) -> None:
+            # Until released or until the client gives up: `active` counts only the
+            # connections a client still waits on.
+            self.close_connection = True
+            while not fake.release.wait(0.05):
+                readable, _, _ = select.select([self.connection], [], [], 0)
+                if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                    return
 
         do_POST = _serve
         do_GET = _serve

@@ -31,7 +31,10 @@ async def test_counts_follow_scaling_and_deletion(moto_endpoint: str) -> None:
 
     await call(ecs, "update_service", 30, cluster=cluster, service=name, desiredCount=5)
     scaled = await run(check)
+    now = (await call(ecs, "describe_services", 30, cluster=cluster, services=[name]))["services"][0]
     assert scaled.up and scaled.detail["desired"] == 5, scaled.detail
+    assert scaled.value == now["runningCount"] and scaled.detail["pending"] == now["pendingCount"], (scaled, now)
+    assert scaled.value == 5  # moto starts a scaled service's tasks at once (a new service's stay pending)
 
     await call(ecs, "update_service", 30, cluster=cluster, service=name, desiredCount=0)
     await call(ecs, "delete_service", 30, cluster=cluster, service=name)

@@ -25,6 +25,13 @@
 
 Errors are :class:`AwsError`: one line, naming the AWS error code, with no credential,
 signed URL or response body in it.
+
+Why boto3 in threads rather than aiobotocore (bench/aws_clients.py, bench/RESULTS.md):
+aiobotocore spends about 15-20% less client CPU per call, but importing it costs more time
+and memory than boto3, its releases pin botocore to one version that lags boto3's, and a
+call's cost is small either way (200 checks every 10 s are 20 calls/s: about 5% of a core
+with either). Threads also keep botocore's blocking parts (credential refresh, IMDS
+look-ups, model loading) off the event loop, which aiobotocore does not do for all of them.
 """
 
 from __future__ import annotations
@@ -124,7 +131,7 @@ async def call(target: AwsTarget, method: str, timeout: float, *, keep: Collecti
         raise AwsError("Timeout", "no time left for the call", operation=_operation_name(method))
     loop = asyncio.get_running_loop()
     deadline = time.monotonic() + timeout
-    state = _CallState(deadline)
+    state = _CallState(deadline, _operation_name(method))
     try:
         async with asyncio.timeout(timeout):
             gate = _gate(loop, target)
@@ -138,12 +145,15 @@ async def call(target: AwsTarget, method: str, timeout: float, *, keep: Collecti
             # stops waiting: a hanging endpoint can hold at most PER_ENDPOINT threads.
             future.add_done_callback(lambda _: _release_from_thread(loop, gate))
             return await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        state.cancelled = True  # the thread starts no further attempt for a caller that left
+        raise
     except TimeoutError:
         state.cancelled = True
         last = state.last_error
         if last is not None:
-            raise last.after(f"retried until the {timeout:g}s timeout") from None
-        raise AwsError("Timeout", f"no answer from {target.service} within {timeout:g}s",
+            raise last.after(f"retried until the {_seconds(timeout)} timeout") from None
+        raise AwsError("Timeout", f"no answer from {target.service} within {_seconds(timeout)}",
                        operation=_operation_name(method)) from None
 
 
@@ -152,6 +162,7 @@ class _CallState:
     """Shared by a caller and its worker thread."""
 
     deadline: float  # time.monotonic()
+    operation: str  # what the caller asked for (an AssumeRole on the way is named as such)
     last_error: AwsError | None = None  # the newest failed attempt, for a call that then times out
     cancelled: bool = False
 
@@ -202,7 +213,7 @@ def _call_blocking(target: AwsTarget, method: str, timeout: float, state: _CallS
                    keep: Collection[str] | None, params: dict[str, Any]) -> dict[str, Any]:
     operation = _operation_name(method)
     if state.cancelled or time.monotonic() >= state.deadline:
-        raise AwsError("Timeout", f"waited for a free AWS thread past the {timeout:g}s timeout", operation=operation)
+        raise AwsError("Timeout", f"waited for a free AWS thread past the {_seconds(timeout)} timeout", operation=operation)
     _running.state = state
     try:
         client = _client(target, timeout)
@@ -215,8 +226,8 @@ def _call_blocking(target: AwsTarget, method: str, timeout: float, state: _CallS
     except _OutOfTime:
         last = state.last_error
         if last is not None:
-            raise last.after(f"retried until the {timeout:g}s timeout") from None
-        raise AwsError("Timeout", f"no answer from {target.service} within {timeout:g}s", operation=operation) from None
+            raise last.after(f"retried until the {_seconds(timeout)} timeout") from None
+        raise AwsError("Timeout", f"no answer from {target.service} within {_seconds(timeout)}", operation=operation) from None
     except AwsError:
         raise
     except Exception as err:  # botocore's own and the HTTP stack's: classified, one line
@@ -237,22 +248,26 @@ def _before_send(**_: Any) -> None:
 
 
 def _response_received(exception: BaseException | None = None, parsed_response: dict[str, Any] | None = None,
-                       context: dict[str, Any] | None = None, **_: Any) -> None:
+                       event_name: str = "", **_: Any) -> None:
     # Remember each failed attempt: when retries run into the deadline the caller is told
     # what AWS last said (ThrottlingException), not only that time ran out.
     state: _CallState | None = getattr(_running, "state", None)
     if state is None or isinstance(exception, _OutOfTime):
         return
+    # "response-received.<service>.<Operation>": an AssumeRole on the way is named as such.
+    operation = event_name.rsplit(".", 1)[-1] if event_name.count(".") >= 2 else state.operation
     if exception is not None:
-        state.last_error = classify(exception, "")
+        state.last_error = classify(exception, operation)
     elif parsed_response is not None and "Error" in parsed_response:
         meta = parsed_response.get("ResponseMetadata", {})
-        state.last_error = _from_error_dict(parsed_response["Error"], meta.get("HTTPStatusCode"), "")
+        state.last_error = _from_error_dict(parsed_response["Error"], meta.get("HTTPStatusCode"), operation)
 
 
 # ------------------------------------------------------------------------------ clients
 
-_client_lock = threading.Lock()
+# Reentrant: building a client may resolve credentials, and an assumed role's first
+# resolution builds its STS client under the same lock.
+_client_lock = threading.RLock()
 _clients: dict[tuple[AwsTarget, float], Any] = {}
 # (role ARN or None, (profile, access key, secret key)) -> boto3 Session; all None: the default chain
 _sessions: dict[tuple[str | None, tuple[str | None, str | None, str | None]], Any] = {}
@@ -291,9 +306,13 @@ def _make_client(target: AwsTarget, socket_timeout: float) -> Any:
     )
     session = _session(target.role_arn, target.region, (target.profile, target.access_key, target.secret_key))
     client = session.client(target.service, region_name=target.region, endpoint_url=target.endpoint_url, config=config)
+    _hook(client)
+    return client
+
+
+def _hook(client: Any) -> None:
     client.meta.events.register("before-send", _before_send)
     client.meta.events.register("response-received", _response_received)
-    return client
 
 
 def _session(role_arn: str | None, region: str,
@@ -341,12 +360,15 @@ class _AssumedRole:
     def refresh(self) -> dict[str, Any]:
         from botocore.config import Config  # noqa: PLC0415
 
-        if self._sts is None:
-            # Regional STS in the check's region; AWS_ENDPOINT_URL_STS and the shared config
-            # file's endpoint settings apply as they do for the AWS CLI.
-            self._sts = self.base.client("sts", region_name=self.region, config=Config(
-                connect_timeout=_CONNECT_TIMEOUT_MAX, read_timeout=10,
-                retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"}, user_agent_extra="monitor"))
+        with _client_lock:  # the base session also builds the other clients
+            if self._sts is None:
+                # Regional STS in the check's region; AWS_ENDPOINT_URL_STS and the shared config
+                # file's endpoint settings apply as they do for the AWS CLI. Refreshes run in
+                # the thread of the call that needs them, so the same deadline hooks apply.
+                self._sts = self.base.client("sts", region_name=self.region, config=Config(
+                    connect_timeout=3, read_timeout=5,
+                    retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"}, user_agent_extra="monitor"))
+                _hook(self._sts)
         answer = self._sts.assume_role(RoleArn=self.role_arn, RoleSessionName=ROLE_SESSION_NAME,
                                        DurationSeconds=ROLE_DURATION)
         credentials = answer["Credentials"]
@@ -458,6 +480,10 @@ def _exception_text(err: BaseException) -> str:
 
 def _clean(text: str) -> str:
     return one_line(_ACCESS_KEY_ID.sub("***", str(text)), 300)
+
+
+def _seconds(value: float) -> str:
+    return f"{round(value, 1):g}s"
 
 
 def _operation_name(method: str) -> str:
