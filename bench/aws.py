@@ -309,7 +309,7 @@ def measure(s: Scenario, monitor_bin: str, target: Target, aws: dict[str, list[d
         if s.http_failed > 0.01 * max(http_runs, 1.0) or (s.http_checks and s.http_per_s < 0.95 * s.expected_http):
             # The reference itself did not hold: no comparison can be drawn from this run.
             s.error = (f"HTTP checks not kept: {s.http_per_s:.0f} of {s.expected_http:.0f} probes/s, "
-                       f"{s.http_failed:.0f} failed runs (first: {first_http_error(base)}); machine overloaded?")
+                       f"{s.http_failed:.0f} failed runs (first: {first_http_error(base)})")
     except (RuntimeError, OSError, ValueError) as err:
         s.error = f"{type(err).__name__}: {err}"
         print(f"[{s.name}] FAILED: {s.error}\n{tail(log)}", flush=True)
@@ -335,7 +335,7 @@ def per_1000(cpu_fraction: float, rate: float) -> float:
     return cpu_fraction / rate * 1000 if rate > 0 else math.nan
 
 
-def report(scenarios: list[Scenario], warmup: float, duration: float) -> str:
+def report(scenarios: list[Scenario], warmup: float, duration: float, title: str = "") -> str:
     by_name = {s.name: s for s in scenarios}
     http, both, aws = by_name.get("http"), by_name.get("http+aws"), by_name.get("aws")
     rows = []
@@ -351,24 +351,40 @@ def report(scenarios: list[Scenario], warmup: float, duration: float) -> str:
             f"ready {s.startup_s:.1f}s; skipped runs {s.skipped:.0f}; failed runs http {s.http_failed:.0f}, "
             f"aws {s.aws_failed:.0f}" + (f"; **{s.error}**" if s.error else ""),
         ])
-    derived = []
-    if http and not http.error:
-        derived.append(f"- HTTP CPU per 1,000 probes, HTTP alone: **{per_1000(http.cpu_fraction, http.http_per_s):.3f} s**")
-    if both and aws and not both.error and not aws.error:
-        beside = per_1000(both.cpu_fraction - aws.cpu_fraction, both.http_per_s)
-        derived.append(f"- HTTP CPU per 1,000 probes beside 200 AWS checks ((http+aws CPU − aws CPU) / HTTP probes): "
-                       f"**{beside:.3f} s**")
-    if aws and not aws.error:
-        derived.append(f"- CPU per AWS call, AWS checks alone (daemon CPU / AWS calls, idle daemon included): "
-                       f"**{aws.cpu_fraction / aws.aws_per_s * 1000:.1f} ms**")
-    if http and both and not http.error and not both.error:
-        derived.append(f"- CPU per AWS call, marginal ((http+aws CPU − http CPU) / AWS calls): "
-                       f"**{(both.cpu_fraction - http.cpu_fraction) / both.aws_per_s * 1000:.1f} ms**")
-        derived.append(f"- HTTP scheduler lag p99: {fmt_ms(http.lag_p99)} alone, {fmt_ms(both.lag_p99)} beside the AWS "
-                       f"checks; HTTP start jitter p99 (target-side): {fmt_ms(http.jitter_p99)} alone, "
-                       f"{fmt_ms(both.jitter_p99)} beside")
+    def measured(name: str) -> list[Scenario]:
+        return [s for s in scenarios if s.name == name and not math.isnan(s.cpu_fraction)]
+
+    def listed(values: list[float], unit: str = "", spec: str = ".3f") -> str:
+        return ", ".join(f"{v:{spec}}{unit}" for v in values) or "n/a"
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values) if values else math.nan
+
+    http, both, aws = measured("http"), measured("http+aws"), measured("aws")
+    aws_cpu = mean([a.cpu_fraction for a in aws])
+    derived = ["Per repeat, in run order (a scenario marked not kept above is included):", ""]
+    if http:
+        derived.append("- HTTP CPU per 1,000 probes, HTTP alone: "
+                       + listed([per_1000(h.cpu_fraction, h.http_per_s) for h in http], " s"))
+    if both and aws:
+        derived.append("- HTTP CPU per 1,000 probes beside the AWS checks ((http+aws CPU − mean aws CPU) / HTTP "
+                       "probes): " + listed([per_1000(b.cpu_fraction - aws_cpu, b.http_per_s) for b in both], " s"))
+    if aws:
+        derived.append("- CPU per AWS call, AWS checks alone (daemon CPU / AWS calls, idle daemon included): "
+                       + listed([a.cpu_fraction / a.aws_per_s * 1000 for a in aws], " ms", ".1f"))
+    if http and both:
+        http_cpu = mean([h.cpu_fraction for h in http])
+        derived.append("- CPU per AWS call, marginal ((http+aws CPU − mean http CPU) / AWS calls): "
+                       + listed([(b.cpu_fraction - http_cpu) / b.aws_per_s * 1000 for b in both], " ms", ".1f"))
+    if http or both:
+        derived.append("- HTTP probes/s kept: alone " + listed([h.http_per_s for h in http], spec=".0f")
+                       + "; beside the AWS checks " + listed([b.http_per_s for b in both], spec=".0f"))
+        derived.append("- scheduler lag p99: alone " + ", ".join(fmt_ms(h.lag_p99) for h in http)
+                       + "; beside the AWS checks " + ", ".join(fmt_ms(b.lag_p99) for b in both))
+        derived.append("- HTTP start jitter p99 (target-side): alone " + ", ".join(fmt_ms(h.jitter_p99) for h in http)
+                       + "; beside the AWS checks " + ", ".join(fmt_ms(b.jitter_p99) for b in both))
     return "\n".join([
-        "## AWS checks beside HTTP checks (`bench/aws.py`)",
+        f"## AWS checks beside HTTP checks (`bench/aws.py`){title}",
         "",
         f"Command: `{command_line()}`",
         "",
@@ -400,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default="http,http+aws,aws")
     parser.add_argument("--monitor-bin", default=str(Path(sys.executable).parent / "monitor"))
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--section", default="aws", help="the RESULTS.md section to (re)write")
     args = parser.parse_args(argv)
     pin_self(LOAD_CPU)
     known = {"http": (args.http_checks, 0), "http+aws": (args.http_checks, args.aws_checks),
@@ -415,10 +432,11 @@ def main(argv: list[str] | None = None) -> int:
             http_checks, aws_checks = known[name]
             scenarios.append(measure(Scenario(name, http_checks, aws_checks), args.monitor_bin, target, aws,
                                      endpoint, args.warmup, args.duration, Path(tmp)))
-    section = report(scenarios, args.warmup, args.duration)
+    title = f": {args.http_checks:,} HTTP checks" if args.http_checks != 1000 else ""
+    section = report(scenarios, args.warmup, args.duration, title)
     print(section)
     if not args.no_write:
-        update_results_section("aws", section)
+        update_results_section(args.section, section)
     return 0 if all(s.error is None for s in scenarios) else 1
 
 

@@ -93,7 +93,8 @@ class SigV4Config(Model):
 class SnsConfig(Lenient):
     """One ``sns_configs`` entry as written (Alertmanager's fields)."""
 
-    ignored_options: ClassVar[frozenset[str]] = COMMON_IGNORED
+    # Requests go through boto3, not the shared HTTP client: `http_config` cannot apply.
+    ignored_options: ClassVar[frozenset[str]] = COMMON_IGNORED | {"http_config"}
 
     api_url: Url | None = None  # the SNS endpoint; None: AWS's for the region
     sigv4: SigV4Config = Field(default_factory=SigV4Config)
