@@ -6,7 +6,6 @@ there, by the first call, never when a config is loaded.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import time
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from yarl import URL
 from monitor.aws.clients import AwsError, AwsTarget
 from monitor.core.results import Outcome, Result, one_line
 from monitor.core.timestamps import rfc3339
-from monitor.probes.base import CheckBase
+from monitor.probes.base import CheckBase, loopback_host
 
 # us-east-1, eu-central-2, us-gov-west-1, cn-north-1, us-isob-east-1...
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
@@ -55,7 +54,7 @@ class AwsCheck(CheckBase):
             raise ValueError("endpoint_url must be an http(s) URL with a host and no credentials, query or fragment")
         # Requests carry a session token and replayable signatures: in clear text only to
         # this machine (a local test double).
-        if url.scheme == "http" and not _loopback(url.host):
+        if url.scheme == "http" and not loopback_host(url.host):
             raise ValueError("endpoint_url must be https:// (plain http:// only to a loopback address)")
         return endpoint.rstrip("/")
 
@@ -69,15 +68,6 @@ class AwsCheck(CheckBase):
 
     def target(self, service: str) -> AwsTarget:
         return AwsTarget(service=service, region=self.region, endpoint_url=self.endpoint_url, role_arn=self.role_arn)
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def time_left(deadline: float) -> float:

@@ -214,6 +214,17 @@ class ProbeEnv:
 Probe = Callable[[Any, float, ProbeEnv], Awaitable[Result]]
 
 
+def loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address: where a credential may travel over plain HTTP
+    (a local test double or mock), and nowhere else."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def loadable_ca_file(path: str | None) -> str | None:
     """A CA bundle that TLS can load, checked when the config loads rather than at 3 a.m."""
     if path is not None:

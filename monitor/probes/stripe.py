@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import ipaddress
 import json
 import re
 import time
@@ -31,7 +30,7 @@ from yarl import URL
 
 from monitor.core.durations import Duration
 from monitor.core.results import Outcome, Result, describe_exception, one_line
-from monitor.probes.base import CheckBase, ProbeEnv
+from monitor.probes.base import CheckBase, ProbeEnv, loopback_host
 
 PAGE_SIZE = 100  # Stripe's largest page
 MAX_PAGES = 50  # per listing: a flood of failed events must not keep the probe paging forever
@@ -68,7 +67,7 @@ class StripeCheck(CheckBase):
             # one_line: a `user:password@` in it is not echoed back.
             raise ValueError(f"api_base must be an http(s) URL with a host and nothing else, got {one_line(base)!r}")
         # The key travels in a header: over plain HTTP only to this machine (a local mock).
-        if url.scheme == "http" and not _loopback(url.host):
+        if url.scheme == "http" and not loopback_host(url.host):
             raise ValueError("api_base must be https:// (plain http:// only to a loopback address)")
         return base.rstrip("/")
 
@@ -78,15 +77,6 @@ class StripeCheck(CheckBase):
         if window < 1:
             raise ValueError("window must be at least 1s")
         return window
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class StripeFailure(Exception):

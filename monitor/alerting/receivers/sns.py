@@ -9,7 +9,6 @@ SNS receiver never does (docs/architecture.md, "Optional dependencies").
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
 import re
 import unicodedata
@@ -36,6 +35,7 @@ from monitor.core.durations import Duration
 from monitor.core.model import Model
 from monitor.core.results import one_line
 from monitor.core.timestamps import rfc3339
+from monitor.probes.base import loopback_host
 
 # SNS's documented limits (docs/notifications.md, "Size limits"). A Publish over any of them
 # is refused with InvalidParameter, a permanent error, so the notification would be lost:
@@ -131,7 +131,7 @@ class SnsConfig(Lenient):
         # this machine, as for the AWS check kinds' endpoint_url.
         if value is not None and value.startswith("http://"):
             host = urlsplit(value).hostname or ""
-            if not _loopback(host):
+            if not loopback_host(host):
                 raise ValueError("api_url must be https:// (plain http:// only to a loopback address)")
         return value
 
@@ -166,15 +166,6 @@ class SnsConfig(Lenient):
         if found := _ARN_REGION.match(arn):
             return found.group(1)
         return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def build(config: SnsConfig) -> SnsIntegration:
