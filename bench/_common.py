@@ -63,6 +63,49 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / CLK_TCK
 
 
+def descendants(pid: int) -> list[int]:
+    """The PIDs of ``pid``'s children, grandchildren and so on (e.g. the daemon's AWS worker)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        ppid = int(raw[raw.rindex(")") + 2 :].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and its running descendants."""
+    total = 0.0
+    for each in [pid, *descendants(pid)]:
+        try:
+            total += cpu_seconds(each)
+        except OSError:
+            pass  # exited meanwhile
+    return total
+
+
+def tree_status_kib(pid: int, key: str) -> int:
+    """:func:`status_kib` summed over ``pid`` and its running descendants."""
+    total = 0
+    for each in [pid, *descendants(pid)]:
+        try:
+            total += status_kib(each, key)
+        except (OSError, KeyError):
+            pass
+    return total
+
+
 def status_kib(pid: int, key: str) -> int:
     """A kB-valued line of /proc/<pid>/status, e.g. VmHWM (peak RSS) or VmRSS."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

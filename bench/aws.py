@@ -14,7 +14,7 @@ Measured as bench/throughput.py measures (its functions are reused): runs per se
 ``monitor_check_runs_total`` (split into HTTP and AWS by check name), scheduler lag p50/p99
 from the bucket deltas of ``monitor_scheduler_lag_seconds`` (daemon-wide: ≥ 98 % of the runs
 are HTTP), the HTTP checks' start jitter from the target's arrival times (HTTP only), daemon
-CPU from /proc over the window, peak RSS. CPU per AWS call is the ``aws`` scenario's CPU over
+CPU from /proc over the window and peak RSS, both of the daemon and its AWS worker process together. CPU per AWS call is the ``aws`` scenario's CPU over
 its AWS calls; HTTP CPU per 1,000 probes beside AWS is ``http+aws`` CPU less the ``aws``
 scenario's, over the HTTP probes. Every AWS run must succeed (moto answers each), or the
 scenario is reported failed.
@@ -46,16 +46,16 @@ from bench._common import (
     MEASURED_CPU,
     Target,
     command_line,
-    cpu_seconds,
     free_port,
     machine_info,
     md_table,
     pin_self,
     run_target,
     spawn,
-    status_kib,
     stop,
     tail,
+    tree_cpu_seconds,
+    tree_status_kib,
     target_arrivals,
     update_results_section,
 )
@@ -277,9 +277,9 @@ def measure(s: Scenario, monitor_bin: str, target: Target, aws: dict[str, list[d
         status, text1 = http_get(base + "/metrics", timeout=30)
         t1 = time.monotonic()
         target_arrivals(target.port)
-        cpu1 = cpu_seconds(proc.pid)
+        cpu1 = tree_cpu_seconds(proc.pid)  # the daemon and its AWS worker
         sleep_watching(proc, duration, "daemon")
-        cpu2, t2 = cpu_seconds(proc.pid), time.monotonic()
+        cpu2, t2 = tree_cpu_seconds(proc.pid), time.monotonic()
         arrivals = target_arrivals(target.port)
         status, text2 = http_get(base + "/metrics", timeout=30)
         if status != 200:
@@ -301,7 +301,7 @@ def measure(s: Scenario, monitor_bin: str, target: Target, aws: dict[str, list[d
             holder = _Jitter()
             fill_jitter(holder, jitter)  # type: ignore[arg-type]
             s.jitter_p50, s.jitter_p99, s.jitter_max = holder.jitter_p50, holder.jitter_p99, holder.jitter_max
-        s.peak_rss_mib = status_kib(proc.pid, "VmHWM") / 1024
+        s.peak_rss_mib = tree_status_kib(proc.pid, "VmHWM") / 1024
         if s.aws_failed:
             s.failures = first_errors(base)
             s.error = f"{s.aws_failed:.0f} AWS runs did not succeed: {s.failures}"
@@ -393,7 +393,7 @@ def report(scenarios: list[Scenario], warmup: float, duration: float, title: str
         f"the driver on CPU {LOAD_CPU}; AWS checks: 40 each of sqs, s3, secretsmanager, ecs, cloudwatch against moto "
         f"(every run must succeed); warm-up {warmup:g}s, window {duration:g}s between two `/metrics` scrapes; "
         f"lag from bucket deltas of `{LAG_METRIC}` (daemon-wide); start jitter from the target's arrival times "
-        "(HTTP checks only); CPU = utime+stime from /proc. The three scenarios are fresh daemons in one run: "
+        "(HTTP checks only); CPU = utime+stime from /proc and peak RSS (VmHWM), each summed over the daemon and its AWS worker process. The three scenarios are fresh daemons in one run: "
         "differences between them within a few percent are noise on a shared machine.",
         "",
         md_table(["scenario", "HTTP probes/s (achieved / expected)", "AWS calls/s", "sched lag p50 / p99",

@@ -113,7 +113,8 @@ def start_moto(log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 async def boto3_round(url: str, queue_url: str, calls: int) -> tuple[float, float]:
-    from monitor.aws.clients import AwsTarget, call
+    from monitor.aws.calls import call
+    from monitor.aws.model import AwsTarget
 
     target = AwsTarget("sqs", REGION, url)
     cpu, wall = time.process_time(), time.perf_counter()
@@ -135,7 +136,8 @@ async def throughput(url: str, calls: int, rounds: int) -> dict[str, tuple[float
     from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
 
-    from monitor.aws.clients import PER_ENDPOINT, AwsTarget, call
+    from monitor.aws.calls import PER_ENDPOINT, call
+    from monitor.aws.model import AwsTarget
 
     queue_url = (await call(AwsTarget("sqs", REGION, url), "create_queue", 60, QueueName="bench"))["QueueUrl"]
     results: dict[str, list[tuple[float, float]]] = {"boto3": [], "aiobotocore": []}

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from monitor.aws import clients
+from monitor.aws import calls
 from tests.moto_server import fake_credentials
 
 
@@ -138,7 +138,7 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAws]:
     fake_credentials(monkeypatch)
     with running_fake_aws() as fake:
         yield fake
-    clients.reset()
+    calls.reset()
 
 
 @contextmanager

@@ -113,6 +113,8 @@ def _warm_up(url: str) -> None:
 
 
 def _reset_clients() -> None:
-    # Cached clients hold the session's credentials; a later test must not reuse them.
-    if "monitor.aws.clients" in sys.modules:
-        sys.modules["monitor.aws.clients"].reset()
+    # Cached clients hold the session's credentials, and the worker process the environment
+    # it was started with; a later test must not reuse either.
+    for name in ("monitor.aws.clients", "monitor.aws.calls"):
+        if name in sys.modules:
+            sys.modules[name].reset()

@@ -1,6 +1,10 @@
-"""The shared AWS call path (monitor/aws/clients.py): failures from the endpoint become one-line
-errors within the timeout, a hanging endpoint cannot starve other checks, assumed roles are
-used and refreshed before they expire, and what a caller drops never leaves the thread."""
+"""The shared AWS call path (monitor/aws/calls.py to the worker process, monitor/aws/clients.py
+in it): failures from the endpoint become one-line errors within the timeout, a hanging
+endpoint cannot starve other checks, assumed roles are used and refreshed before they expire,
+and what a caller drops never leaves the worker.
+
+The tests that move the credentials' clock or look into the client cache run the worker's
+code (``clients.call_blocking``) in this process, in a thread, as the worker runs it."""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.aws import clients
-from monitor.aws.clients import PER_ENDPOINT, AwsError, AwsTarget, call
+from monitor.aws import calls, clients
+from monitor.aws.calls import PER_ENDPOINT, call
+from monitor.aws.model import AwsError, AwsTarget, error_from_dict
 from monitor.core.results import Outcome
 
 from tests.aws_checks import REGION, aws_check, run, run_timed, unique
@@ -123,12 +128,18 @@ async def test_hanging_endpoint_times_out_and_starves_nobody(fake_aws: FakeAws, 
 
 async def test_role_is_assumed_and_used(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto_endpoint)
-    clients.reset()
+    calls.reset()
     identity = await call(AwsTarget("sts", REGION, moto_endpoint, role_arn=ROLE), "get_caller_identity", 30)
     assert identity["Arn"] == "arn:aws:sts::123456789012:assumed-role/monitor-reader/monitor"
     plain = await call(AwsTarget("sts", REGION, moto_endpoint), "get_caller_identity", 30)
     assert "assumed-role" not in plain["Arn"]
-    clients.reset()
+    calls.reset()
+
+
+async def in_process(target: AwsTarget, method: str, timeout: float = 10.0, **params: object) -> dict[str, object]:
+    """What the worker does for one call, in a thread of this process."""
+    state = clients.CallState(time.monotonic() + timeout, method)
+    return await asyncio.to_thread(clients.call_blocking, target, method, timeout, state, None, params)
 
 
 def _access_key(fake: FakeAws, index: int = -1) -> str:
@@ -145,47 +156,52 @@ async def test_assumed_credentials_are_refreshed_before_they_expire(
     fake_aws.reply("GetQueueAttributes", (200, {"Attributes": {"ApproximateNumberOfMessages": "3",
                                                                "ApproximateNumberOfMessagesNotVisible": "0",
                                                                "ApproximateNumberOfMessagesDelayed": "0"}}))
-    check = aws_check("sqs", fake_aws.url, role_arn=ROLE, queue_url=QUEUE)
+    target = AwsTarget("sqs", REGION, fake_aws.url, role_arn=ROLE)
 
-    assert (await run(check)).value == 3
+    async def run_in_process() -> dict[str, object]:
+        return await in_process(target, "get_queue_attributes", QueueUrl=QUEUE, AttributeNames=["All"])
+
+    assert (await run_in_process())["Attributes"] == {"ApproximateNumberOfMessages": "3",
+                                                    "ApproximateNumberOfMessagesNotVisible": "0",
+                                                    "ApproximateNumberOfMessagesDelayed": "0"}
     first = _access_key(fake_aws)
     assert first != "testing" and "X-Amz-Security-Token" in fake_aws.seen[-1].headers  # the role's, not the chain's
 
     shift = timedelta(minutes=30)  # halfway through the hour the credentials last
-    assert (await run(check)).up
+    await run_in_process()
     assert _access_key(fake_aws) == first
 
     shift = timedelta(minutes=46)  # inside the 15 minutes before expiry: refreshed, still valid
-    assert (await run(check)).up
+    await run_in_process()
     second = _access_key(fake_aws)
     assert second != first
 
     # moto dated the new credentials from its own (unshifted) clock: an hour from the real now.
     shift = timedelta()
-    assert (await run(check)).up
+    await run_in_process()
     assert _access_key(fake_aws) == second  # kept until they near their expiry, not fetched per call
     clients.reset()
 
 
 async def test_failed_assume_role_names_the_sts_error(fake_aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", fake_aws.url)
-    clients.reset()
+    calls.reset()
     fake_aws.reply("AssumeRole", query_error("ExpiredToken", "The security token included in the request is expired"))
     result, took = await run_timed(aws_check("ses", fake_aws.url, role_arn=ROLE, timeout=5.0))
     assert not result.up and took < 6.0 + 5
     assert result.error == "AssumeRole: ExpiredToken: The security token included in the request is expired"
     assert "GetAccount" not in fake_aws.operations()  # nothing sent without the role's credentials
-    clients.reset()
+    calls.reset()
 
 
 async def test_no_credentials(fake_aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    clients.reset()
+    calls.reset()
     result = await run(_sqs(fake_aws))  # type: ignore[arg-type]
     assert not result.up and _one_line(result.error).startswith("GetQueueAttributes: NoCredentials: ")
     assert fake_aws.seen == []
-    clients.reset()
+    calls.reset()
 
 
 async def test_unreachable_endpoint(monkeypatch: pytest.MonkeyPatch, closed_port: int) -> None:
@@ -207,29 +223,30 @@ async def test_keep_drops_the_rest_inside_the_thread(moto_endpoint: str) -> None
 
 async def test_clients_are_cached_per_target(moto_endpoint: str) -> None:
     target = AwsTarget("sqs", REGION, moto_endpoint)
-    await call(target, "list_queues", 9.9)
-    await call(target, "list_queues", 9.5)  # a slightly different time left: the same client
-    await call(target, "list_queues", 5.1)
+    await in_process(target, "list_queues", timeout=9.9)
+    await in_process(target, "list_queues", timeout=9.5)  # a slightly different time left: the same client
+    await in_process(target, "list_queues", timeout=5.1)
     cached = [key for key in clients._clients if key[0] == target]
     assert len(cached) == 1, cached
+    clients.reset()
 
 
 def test_classification_of_status_only_answers() -> None:
-    error = clients._from_error_dict({}, 404, "HeadObject")
+    error = error_from_dict({}, 404, "HeadObject")
     assert (error.code, error.permanent, str(error)) == ("NotFound", True, "HeadObject: NotFound: HTTP 404")
-    throttled = clients._from_error_dict({"Code": "SlowDown", "Message": "Please reduce"}, 503, "PutObject")
+    throttled = error_from_dict({"Code": "SlowDown", "Message": "Please reduce"}, 503, "PutObject")
     assert throttled.throttled and not throttled.permanent
-    assert clients._from_error_dict({"Code": "Whatever"}, 429, "X").throttled
-    assert not clients._from_error_dict({"Code": "RequestTimeTooSkewed"}, 403, "X").permanent
+    assert error_from_dict({"Code": "Whatever"}, 429, "X").throttled
+    assert not error_from_dict({"Code": "RequestTimeTooSkewed"}, 403, "X").permanent
     assert clients._socket_timeout(9.87) == 5.0 and clients._socket_timeout(0.2) == 0.5
 
 
 async def test_hanging_sts_is_bounded_by_the_check_timeout(fake_aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", fake_aws.url)
-    clients.reset()
+    calls.reset()
     fake_aws.reply("AssumeRole", HANG)
     result, took = await run_timed(aws_check("ses", fake_aws.url, role_arn=ROLE, timeout=2.0))
     assert not result.up and took < 3.0 + 5
     assert "Timeout" in _one_line(result.error), result.error
     assert fake_aws.operations() == ["AssumeRole"]  # one attempt begun; none after the deadline
-    clients.reset()
+    calls.reset()

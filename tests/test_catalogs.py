@@ -287,7 +287,7 @@ async def test_sleek_coach_aws_checks_read_moto_and_trip_their_rules(
 
     import boto3
 
-    from monitor.aws import clients
+    from monitor.aws import calls
     from monitor.check_status import CheckStatuses
     from monitor.core.clock import FakeClock
     from monitor.probes import ProbeEnv
@@ -335,7 +335,7 @@ async def test_sleek_coach_aws_checks_read_moto_and_trip_their_rules(
     # The catalog as shipped: no endpoint_url in it; AWS_ENDPOINT_URL sends the default chain's
     # clients to moto, as it would send them to any other endpoint.
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    clients.reset()
+    calls.reset()
     checks, rules = catalog_files("sleek_coach")
     for name in required_vars(checks, rules) - set(names):
         monkeypatch.setenv(name, plausible(name))
@@ -402,4 +402,4 @@ async def test_sleek_coach_aws_checks_read_moto_and_trip_their_rules(
         await run_all()
         assert {"SleekCoachPhotosBucketUnreachable", "SleekCoachSecretUnreadable"} <= firing()
     finally:
-        clients.reset()
+        calls.reset()

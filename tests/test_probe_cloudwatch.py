@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from monitor.aws.clients import AwsTarget, call
+from monitor.aws.calls import call
+from monitor.aws.model import AwsTarget
 from monitor.core.clock import FakeClock
 from monitor.core.results import Outcome
 

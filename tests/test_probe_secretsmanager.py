@@ -10,7 +10,8 @@ import logging
 import uuid
 import pytest
 
-from monitor.aws.clients import AwsTarget, call
+from monitor.aws.calls import call
+from monitor.aws.model import AwsTarget
 from monitor.core.clock import FakeClock
 from monitor.core.results import Outcome
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from monitor.aws.clients import AwsTarget, call
+from monitor.aws.calls import call
+from monitor.aws.model import AwsTarget
 from monitor.core.results import Outcome
 
 from tests.aws_checks import REGION, aws_check, run, unique

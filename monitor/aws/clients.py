@@ -1,16 +1,10 @@
-"""One bounded AWS API call at a time, for the AWS check kinds and the SNS receiver
-(docs/configuration.md, "AWS credentials").
+"""botocore's side of an AWS call, run in the AWS worker process (``monitor.aws.worker``) for
+the AWS check kinds and the SNS receiver (docs/configuration.md, "AWS credentials").
 
-* **Off the event loop.** boto3 is synchronous, so every call runs in one module-wide,
-  bounded thread pool. Each endpoint (service, region, endpoint URL) may hold only
-  ``PER_ENDPOINT`` of its threads, so one slow or hanging AWS API cannot take the threads
-  every other check needs. A thread stuck on a hanging endpoint keeps its endpoint's share
-  until botocore's socket timeout frees it, not merely until the caller gave up.
-* **Bounded in time.** ``asyncio.timeout`` is the hard bound: the caller gets its answer
-  (or an :class:`AwsError`) when ``timeout`` runs out, whatever the thread is doing. Inside
-  the thread, botocore's connect/read timeouts are at most ``timeout``, retries use the
-  ``standard`` mode, and a ``before-send`` hook refuses to start an attempt once the deadline
-  has passed, so a thread does not keep retrying for a caller that has left.
+* **Bounded in time.** Inside the worker's thread, botocore's connect/read timeouts are at
+  most the call's ``timeout``, retries use the ``standard`` mode, and a ``before-send`` hook
+  refuses to start an attempt once the deadline has passed or the caller has gone, so a
+  thread does not keep retrying for nobody. The caller's own bound is in ``monitor.aws.calls``.
 * **Cached clients.** One client per (service, region, endpoint, role, socket timeout):
   creating one costs milliseconds of CPU and a few hundred kB, and clients are thread safe.
   The socket timeout is part of the key because botocore fixes it per client; it is rounded
@@ -20,185 +14,49 @@
   are temporary. With ``role_arn`` the role is assumed through STS and the assumed
   credentials are refreshed in the background of a call 15 minutes before they expire
   (botocore's ``RefreshableCredentials``: advisory 15 min, mandatory 10 min).
-* **Lazily imported.** boto3 is imported by the first call, in a pool thread, never at
-  start-up: a config without AWS checks never loads it (tests/test_lazy_imports.py).
+* **Plain answers.** What a call returns is rebuilt from dicts, lists, strings, numbers and
+  UTC datetimes only, so the daemon's process can read it without importing botocore; with
+  ``keep``, only those top-level keys leave this module (a GetSecretValue's secret does not).
 
 Errors are :class:`AwsError`: one line, naming the AWS error code, with no credential,
 signed URL or response body in it.
-
-Why boto3 in threads rather than aiobotocore (bench/aws_clients.py, bench/RESULTS.md):
-aiobotocore spends about 15-20% less client CPU per call, but importing it costs more time
-and memory than boto3, its releases pin botocore to one version that lags boto3's, and a
-call's cost is small either way (200 checks every 10 s are 20 calls/s: about 5% of a core
-with either). Threads also keep botocore's blocking parts (credential refresh, IMDS
-look-ups, model loading) off the event loop, which aiobotocore does not do for all of them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import re
 import threading
 import time
-import weakref
-from collections.abc import Collection
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from monitor.core.results import one_line
+from monitor.aws.model import AwsError, AwsTarget, error_from_dict, operation_name, seconds
 
-POOL_THREADS = 64  # all AWS calls of the process at once
-PER_ENDPOINT = 16  # of those, one (service, region, endpoint URL) at once
 MAX_ATTEMPTS = 3  # botocore "standard" retry mode: the first try and two retries
+MAX_POOL_CONNECTIONS = 16  # per client: as many as the daemon lets one endpoint have at once
 ROLE_SESSION_NAME = "monitor"
 ROLE_DURATION = 3600  # seconds; refreshed 15 min before expiry
 # Socket timeouts a client may be made with (seconds); a call's timeout is rounded down to one.
 _SOCKET_TIMEOUTS = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0)
 _CONNECT_TIMEOUT_MAX = 5.0
 
-# Error codes AWS uses for "slow down" (botocore's retry handler's list plus S3's SlowDown).
-THROTTLING_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-    "TooManyRequestsException", "ProvisionedThroughputExceededException", "TransactionInProgressException",
-    "RequestLimitExceeded", "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled",
-    "SlowDown", "PriorRequestNotComplete", "EC2ThrottledException",
-})  # fmt: skip
-# 4xx codes that are not a final answer: the request may succeed as sent once credentials
-# refresh, the clock is corrected or the service catches up.
-_TRANSIENT_CLIENT_CODES = frozenset({
-    "ExpiredToken", "ExpiredTokenException", "RequestExpired", "RequestTimeTooSkewed",
-    "RequestTimeout", "RequestTimeoutException", "IDPCommunicationError", "InvalidIdentityToken",
-})  # fmt: skip
-# AWS access key ids are not secrets, but they name a credential and have no place in an error.
-_ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA|ANVA|APKA)[A-Z0-9]{12,}\b")
-
-
-@dataclass(frozen=True)
-class AwsTarget:
-    """Where a call goes: the client cache key (with the role)."""
-
-    service: str  # botocore's name: "sqs", "cloudwatch", "sesv2", ...
-    region: str
-    endpoint_url: str | None = None  # another endpoint, e.g. a VPC endpoint or a local test double
-    role_arn: str | None = None  # assumed through STS before the call
-    # Instead of the default chain (the SNS receiver's sigv4): a named profile of the shared
-    # config files, or static keys. Not in the repr, which must never show a key.
-    profile: str | None = None
-    access_key: str | None = field(default=None, repr=False)
-    secret_key: str | None = field(default=None, repr=False)
-
-
-class AwsError(Exception):
-    """A call that gave no answer. ``str()`` is ``"<Operation>: <Code>: <message>"``, one line.
-
-    ``throttled``: AWS asked to slow down (429 or a throttling code). ``permanent``: sending the
-    same request again will not help (a 4xx that is not throttling, an expired token or a
-    timeout; a bad parameter) — what a notification outbox needs to decide on a retry.
-    """
-
-    def __init__(self, code: str, message: str, *, operation: str = "", throttled: bool = False,
-                 permanent: bool = False, status: int | None = None) -> None:
-        self.code = code
-        self.operation = operation
-        self.message = _clean(message) or code
-        self.throttled = throttled
-        self.permanent = permanent
-        self.status = status
-        super().__init__(self.__str__())
-
-    def __str__(self) -> str:
-        prefix = f"{self.operation}: " if self.operation else ""
-        return one_line(f"{prefix}{self.code}: {self.message}")
-
-    def after(self, note: str) -> AwsError:
-        """The same error with a note on how the call ended ("retried until the 5s timeout")."""
-        return AwsError(self.code, f"{self.message} ({note})", operation=self.operation, throttled=self.throttled,
-                        permanent=self.permanent, status=self.status)
-
-
-async def call(target: AwsTarget, method: str, timeout: float, *, keep: Collection[str] | None = None,
-               **params: Any) -> dict[str, Any]:
-    """``client.<method>(**params)`` for ``target``, answered within ``timeout`` seconds.
-
-    ``method`` is boto3's snake_case name (``get_queue_attributes``). ``keep``: only these
-    top-level keys of the response leave the worker thread — for answers with a secret in
-    them (GetSecretValue), which is then dropped before the caller ever holds it.
-    Raises :class:`AwsError`; never anything else for a failed call.
-    """
-    if timeout <= 0:
-        raise AwsError("Timeout", "no time left for the call", operation=_operation_name(method))
-    loop = asyncio.get_running_loop()
-    deadline = time.monotonic() + timeout
-    state = _CallState(deadline, _operation_name(method))
-    try:
-        async with asyncio.timeout(timeout):
-            gate = _gate(loop, target)
-            await gate.acquire()
-            try:
-                future = _pool().submit(_call_blocking, target, method, timeout, state, keep, params)
-            except BaseException:
-                gate.release()
-                raise
-            # The endpoint's share is given back when the thread is done, not when the caller
-            # stops waiting: a hanging endpoint can hold at most PER_ENDPOINT threads.
-            future.add_done_callback(lambda _: _release_from_thread(loop, gate))
-            return await asyncio.wrap_future(future)
-    except asyncio.CancelledError:
-        state.cancelled = True  # the thread starts no further attempt for a caller that left
-        raise
-    except TimeoutError:
-        state.cancelled = True
-        last = state.last_error
-        if last is not None:
-            raise last.after(f"retried until the {_seconds(timeout)} timeout") from None
-        raise AwsError("Timeout", f"no answer from {target.service} within {_seconds(timeout)}",
-                       operation=_operation_name(method)) from None
-
 
 @dataclass
-class _CallState:
-    """Shared by a caller and its worker thread."""
+class CallState:
+    """Shared by the worker's reader (which may cancel) and the thread running the call."""
 
     deadline: float  # time.monotonic()
     operation: str  # what the caller asked for (an AssumeRole on the way is named as such)
     last_error: AwsError | None = None  # the newest failed attempt, for a call that then times out
     cancelled: bool = False
+    listener: Callable[[AwsError], None] | None = None  # told of each failed attempt (the daemon's side)
 
-
-# ------------------------------------------------------------------------------ threads
-
-_pool_lock = threading.Lock()
-_executor: concurrent.futures.ThreadPoolExecutor | None = None
-_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, str | None], asyncio.Semaphore]] = \
-    weakref.WeakKeyDictionary()
-
-
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
-    global _executor
-    with _pool_lock:
-        if _executor is None:
-            # Threads start on demand, so an idle daemon holds only those it needed once.
-            _executor = concurrent.futures.ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="aws")
-        return _executor
-
-
-def _gate(loop: asyncio.AbstractEventLoop, target: AwsTarget) -> asyncio.Semaphore:
-    # Per event loop: an asyncio primitive belongs to one loop (tests run many loops).
-    gates = _gates.setdefault(loop, {})
-    key = (target.service, target.region, target.endpoint_url)
-    gate = gates.get(key)
-    if gate is None:
-        gate = gates[key] = asyncio.Semaphore(PER_ENDPOINT)
-    return gate
-
-
-def _release_from_thread(loop: asyncio.AbstractEventLoop, gate: asyncio.Semaphore) -> None:
-    try:
-        loop.call_soon_threadsafe(gate.release)
-    except RuntimeError:
-        pass  # the loop is closed: nobody waits on its gates any more
+    def failed_attempt(self, error: AwsError) -> None:
+        self.last_error = error
+        if self.listener is not None:
+            self.listener(error)
 
 
 # Per worker thread: the call it is running, for the botocore hooks below.
@@ -209,11 +67,16 @@ class _OutOfTime(Exception):
     """Raised by the before-send hook: the caller's deadline passed before this attempt."""
 
 
-def _call_blocking(target: AwsTarget, method: str, timeout: float, state: _CallState,
-                   keep: Collection[str] | None, params: dict[str, Any]) -> dict[str, Any]:
-    operation = _operation_name(method)
+def call_blocking(target: AwsTarget, method: str, timeout: float, state: CallState,
+                  keep: Collection[str] | None, params: dict[str, Any]) -> dict[str, Any]:
+    """``client.<method>(**params)`` for ``target``, in this thread, given up at ``state.deadline``.
+
+    Returns the answer as plain values (only the ``keep`` keys when given). Raises
+    :class:`AwsError`; never anything else for a failed call.
+    """
+    operation = operation_name(method)
     if state.cancelled or time.monotonic() >= state.deadline:
-        raise AwsError("Timeout", f"waited for a free AWS thread past the {_seconds(timeout)} timeout", operation=operation)
+        raise AwsError("Timeout", f"waited for a free AWS thread past the {seconds(timeout)} timeout", operation=operation)
     _running.state = state
     try:
         client = _client(target, timeout)
@@ -226,8 +89,8 @@ def _call_blocking(target: AwsTarget, method: str, timeout: float, state: _CallS
     except _OutOfTime:
         last = state.last_error
         if last is not None:
-            raise last.after(f"retried until the {_seconds(timeout)} timeout") from None
-        raise AwsError("Timeout", f"no answer from {target.service} within {_seconds(timeout)}", operation=operation) from None
+            raise last.after(f"retried until the {seconds(timeout)} timeout") from None
+        raise AwsError("Timeout", f"no answer from {target.service} within {seconds(timeout)}", operation=operation) from None
     except AwsError:
         raise
     except Exception as err:  # botocore's own and the HTTP stack's: classified, one line
@@ -237,12 +100,29 @@ def _call_blocking(target: AwsTarget, method: str, timeout: float, state: _CallS
     if keep is not None:
         kept = {key: response[key] for key in keep if key in response}
         response.clear()  # the rest (a secret's value) is not kept anywhere
-        return kept
-    return response
+        response = kept
+    answer: dict[str, Any] = plain(response)
+    return answer
+
+
+def plain(value: Any) -> Any:
+    """``value`` rebuilt from builtin types only: botocore's datetimes carry dateutil's UTC
+    and its streams cannot cross a process; neither is needed by a check."""
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items() if key != "ResponseMetadata"}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, Decimal):
+        return float(value)
+    if value is None or isinstance(value, (str, bytes, bool, int, float)):
+        return value
+    return str(type(value).__name__)  # a stream or another object: named, never read
 
 
 def _before_send(**_: Any) -> None:
-    state: _CallState | None = getattr(_running, "state", None)
+    state: CallState | None = getattr(_running, "state", None)
     if state is not None and (state.cancelled or time.monotonic() >= state.deadline):
         raise _OutOfTime
 
@@ -251,16 +131,16 @@ def _response_received(exception: BaseException | None = None, parsed_response: 
                        event_name: str = "", **_: Any) -> None:
     # Remember each failed attempt: when retries run into the deadline the caller is told
     # what AWS last said (ThrottlingException), not only that time ran out.
-    state: _CallState | None = getattr(_running, "state", None)
+    state: CallState | None = getattr(_running, "state", None)
     if state is None or isinstance(exception, _OutOfTime):
         return
     # "response-received.<service>.<Operation>": an AssumeRole on the way is named as such.
     operation = event_name.rsplit(".", 1)[-1] if event_name.count(".") >= 2 else state.operation
     if exception is not None:
-        state.last_error = classify(exception, operation)
+        state.failed_attempt(classify(exception, operation))
     elif parsed_response is not None and "Error" in parsed_response:
         meta = parsed_response.get("ResponseMetadata", {})
-        state.last_error = _from_error_dict(parsed_response["Error"], meta.get("HTTPStatusCode"), operation)
+        state.failed_attempt(error_from_dict(parsed_response["Error"], meta.get("HTTPStatusCode"), operation))
 
 
 # ------------------------------------------------------------------------------ clients
@@ -293,7 +173,7 @@ def _client(target: AwsTarget, timeout: float) -> Any:
 
 
 def _make_client(target: AwsTarget, socket_timeout: float) -> Any:
-    from botocore.config import Config  # noqa: PLC0415  (lazy: see the module docstring)
+    from botocore.config import Config  # noqa: PLC0415  (imported by the first call: the worker starts light)
 
     _quiet_botocore_logs()
     config = Config(
@@ -301,7 +181,7 @@ def _make_client(target: AwsTarget, socket_timeout: float) -> Any:
         connect_timeout=min(socket_timeout, _CONNECT_TIMEOUT_MAX),
         read_timeout=socket_timeout,
         retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
-        max_pool_connections=PER_ENDPOINT,
+        max_pool_connections=MAX_POOL_CONNECTIONS,
         user_agent_extra="monitor",
     )
     session = _session(target.role_arn, target.region, (target.profile, target.access_key, target.secret_key))
@@ -322,7 +202,7 @@ def _session(role_arn: str | None, region: str,
     session = _sessions.get((role_arn, base_credentials))
     if session is not None:
         return session
-    import boto3.session  # noqa: PLC0415  (lazy: see the module docstring)
+    import boto3.session  # noqa: PLC0415  (imported by the first call: the worker starts light)
     import botocore.session  # noqa: PLC0415
 
     if role_arn is None:
@@ -417,7 +297,7 @@ def classify(err: BaseException, operation: str) -> AwsError:
         response = getattr(err, "response", {}) or {}
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         name = getattr(err, "operation_name", "") or operation
-        error = _from_error_dict(response.get("Error", {}), status, name)
+        error = error_from_dict(response.get("Error", {}), status, name)
         attempts = response.get("ResponseMetadata", {}).get("RetryAttempts")
         return error.after(f"after {attempts + 1} attempts") if isinstance(attempts, int) and attempts else error
     if isinstance(err, bx.NoCredentialsError):
@@ -447,28 +327,6 @@ def classify(err: BaseException, operation: str) -> AwsError:
     return AwsError(type(err).__name__, _exception_text(err), operation=operation)
 
 
-def _from_error_dict(error: dict[str, Any], status: Any, operation: str) -> AwsError:
-    status = status if isinstance(status, int) else None
-    code = str(error.get("Code") or "")
-    if not code or code.isdigit():
-        # HEAD answers have no body: S3's HeadObject/HeadBucket give only the status.
-        code = _STATUS_CODES.get(status or 0, f"HTTP{status}" if status else "UnknownError")
-    message = str(error.get("Message") or error.get("message") or "").strip()
-    if message.startswith("<"):
-        message = ""  # an HTML error page (a proxy, a wrong endpoint), not an AWS error
-    if not message and status:
-        message = f"HTTP {status}"
-    throttled = code in THROTTLING_CODES or status == 429
-    permanent = (status is not None and 400 <= status < 500 and not throttled
-                 and code not in _TRANSIENT_CLIENT_CODES)
-    return AwsError(code, message, operation=operation, throttled=throttled, permanent=permanent, status=status)
-
-
-_STATUS_CODES = {301: "PermanentRedirect", 400: "BadRequest", 403: "AccessDenied", 404: "NotFound",
-                 429: "TooManyRequests", 500: "InternalError", 502: "BadGateway", 503: "ServiceUnavailable",
-                 504: "GatewayTimeout"}
-
-
 def _endpoint(err: BaseException) -> str:
     url = str(getattr(err, "kwargs", {}).get("endpoint_url", "") or "the endpoint")
     return url.split("?", 1)[0]  # a signed URL's query is its signature
@@ -476,16 +334,3 @@ def _endpoint(err: BaseException) -> str:
 
 def _exception_text(err: BaseException) -> str:
     return str(err).strip() or type(err).__name__
-
-
-def _clean(text: str) -> str:
-    return one_line(_ACCESS_KEY_ID.sub("***", str(text)), 300)
-
-
-def _seconds(value: float) -> str:
-    return f"{round(value, 1):g}s"
-
-
-def _operation_name(method: str) -> str:
-    return "".join(part.capitalize() for part in method.split("_"))
-

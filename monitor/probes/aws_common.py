@@ -1,7 +1,7 @@
 """What the AWS kinds share: the ``region``/``endpoint_url``/``role_arn`` fields, the time a
 call may take, and turning an :class:`AwsError` into a result (docs/configuration.md, "AWS
-credentials"). The calls themselves go through ``monitor.aws.clients``; boto3 is imported
-there, by the first call, never when a config is loaded.
+credentials"). The calls themselves go through ``monitor.aws.calls`` to the AWS worker
+process, which imports boto3; the daemon's own process never does.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import field_validator
 from yarl import URL
 
-from monitor.aws.clients import AwsError, AwsTarget
+from monitor.aws.model import AwsError, AwsTarget
 from monitor.core.results import Outcome, Result, one_line
 from monitor.core.timestamps import rfc3339
 from monitor.probes.base import CheckBase, loopback_host

@@ -26,7 +26,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from monitor.aws.clients import AwsError, call
+from monitor.aws.calls import call
+from monitor.aws.model import AwsError
 from monitor.core.durations import Duration, format_duration
 from monitor.core.model import Model
 from monitor.core.results import Result

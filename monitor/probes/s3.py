@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from monitor.aws.clients import AwsError, call
+from monitor.aws.calls import call
+from monitor.aws.model import AwsError
 from monitor.core.results import Result
 from monitor.probes.aws_common import AwsCheck, failed, stamp, time_left, when
 from monitor.probes.base import ProbeEnv

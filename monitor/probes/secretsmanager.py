@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from monitor.aws.clients import AwsError, call
+from monitor.aws.calls import call
+from monitor.aws.model import AwsError
 from monitor.core.results import Result
 from monitor.probes.aws_common import AwsCheck, failed, stamp, time_left, when
 from monitor.probes.base import ProbeEnv

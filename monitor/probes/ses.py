@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from monitor.aws.clients import AwsError, call
+from monitor.aws.calls import call
+from monitor.aws.model import AwsError
 from monitor.core.results import Result
 from monitor.probes.aws_common import AwsCheck, failed, time_left
 from monitor.probes.base import ProbeEnv

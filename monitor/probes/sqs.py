@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import field_validator
 
-from monitor.aws.clients import AwsError, call
+from monitor.aws.calls import call
+from monitor.aws.model import AwsError
 from monitor.core.results import Result, one_line
 from monitor.probes.aws_common import AwsCheck, failed, time_left
 from monitor.probes.base import ProbeEnv

@@ -30,7 +30,8 @@ from monitor.alerting.receivers.base import (
     scrub,
 )
 from monitor.alerting.receivers.options import COMMON_IGNORED, Lenient, Url
-from monitor.aws.clients import AwsError, AwsTarget, call
+from monitor.aws.calls import call
+from monitor.aws.model import AwsError, AwsTarget
 from monitor.core.durations import Duration
 from monitor.core.model import Model
 from monitor.core.results import one_line
