@@ -1,4 +1,4 @@
-"""boto3 (through monitor.aws.clients: threads) against aiobotocore (asyncio) for the AWS kinds.
+"""boto3 (through monitor.aws.calls: the AWS worker process) against aiobotocore (asyncio) for the AWS kinds.
 
 Measured, each library in fresh interpreters on top of what the daemon has loaded anyway
 (`aiohttp`, `monitor.probes`):
@@ -7,9 +7,9 @@ Measured, each library in fresh interpreters on top of what the daemon has loade
   time and RSS;
 - 200 concurrent SQS GetQueueAttributes against moto in server mode: client-process CPU per
   call and wall time, median over rounds after a warm-up round. boto3 goes through
-  ``monitor.aws.clients.call`` exactly as a probe does (bounded pool, 16 in flight per
-  endpoint); aiobotocore gets one client with the same 16-connection pool and all 200
-  coroutines at once.
+  ``monitor.aws.calls.call`` exactly as a probe does (the worker process, 16 in flight per
+  endpoint), and its CPU is the measuring process's plus the worker's; aiobotocore gets one
+  client with the same 16-connection pool and all 200 coroutines at once.
 
 The measuring process is pinned to CPU 0, moto to CPU 1. moto's own CPU is not counted
 (it bounds the wall time: moto answers far slower than AWS would).
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import (
-    LOAD_CPU, MEASURED_CPU, command_line, free_port, machine_info, md_table, pin_self, pinned, update_results_section,
+    LOAD_CPU, MEASURED_CPU, command_line, cpu_seconds, free_port, machine_info, md_table, pin_self, pinned, update_results_section,
 )
 
 FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
@@ -112,27 +112,37 @@ def start_moto(log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("moto did not start")
 
 
-async def boto3_round(url: str, queue_url: str, calls: int) -> tuple[float, float]:
+def _worker_cpu() -> float:
+    from monitor.aws.calls import worker_pid
+
+    pid = worker_pid()
+    return cpu_seconds(pid) if pid is not None else 0.0
+
+
+async def boto3_round(url: str, queue_url: str, calls: int) -> tuple[float, float, float]:
+    """(CPU of both processes, CPU of the calling process alone, wall) for ``calls`` calls."""
     from monitor.aws.calls import call
     from monitor.aws.model import AwsTarget
 
     target = AwsTarget("sqs", REGION, url)
-    cpu, wall = time.process_time(), time.perf_counter()
+    own, worker, wall = time.process_time(), _worker_cpu(), time.perf_counter()
     answers = await asyncio.gather(*(call(target, "get_queue_attributes", 60, QueueUrl=queue_url,
                                           AttributeNames=["ApproximateNumberOfMessages"]) for _ in range(calls)))
     assert all("Attributes" in answer for answer in answers)
-    return time.process_time() - cpu, time.perf_counter() - wall
+    own = time.process_time() - own
+    return own + _worker_cpu() - worker, own, time.perf_counter() - wall
 
 
-async def aiobotocore_round(client: Any, queue_url: str, calls: int) -> tuple[float, float]:
+async def aiobotocore_round(client: Any, queue_url: str, calls: int) -> tuple[float, float, float]:
     cpu, wall = time.process_time(), time.perf_counter()
     answers = await asyncio.gather(*(client.get_queue_attributes(
         QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]) for _ in range(calls)))
     assert all("Attributes" in answer for answer in answers)
-    return time.process_time() - cpu, time.perf_counter() - wall
+    cpu = time.process_time() - cpu
+    return cpu, cpu, time.perf_counter() - wall  # all of it on the event loop
 
 
-async def throughput(url: str, calls: int, rounds: int) -> dict[str, tuple[float, float]]:
+async def throughput(url: str, calls: int, rounds: int) -> dict[str, tuple[float, float, float]]:
     from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
 
@@ -140,7 +150,7 @@ async def throughput(url: str, calls: int, rounds: int) -> dict[str, tuple[float
     from monitor.aws.model import AwsTarget
 
     queue_url = (await call(AwsTarget("sqs", REGION, url), "create_queue", 60, QueueName="bench"))["QueueUrl"]
-    results: dict[str, list[tuple[float, float]]] = {"boto3": [], "aiobotocore": []}
+    results: dict[str, list[tuple[float, float, float]]] = {"boto3": [], "aiobotocore": []}
     session = get_session()
     config = AioConfig(max_pool_connections=PER_ENDPOINT, retries={"total_max_attempts": 3, "mode": "standard"},
                        connect_timeout=5, read_timeout=60)
@@ -150,7 +160,7 @@ async def throughput(url: str, calls: int, rounds: int) -> dict[str, tuple[float
         for _ in range(rounds):  # interleaved, so drift on a shared box hits both alike
             results["boto3"].append(await boto3_round(url, queue_url, calls))
             results["aiobotocore"].append(await aiobotocore_round(client, queue_url, calls))
-    return {name: (statistics.median(cpu for cpu, _ in runs), statistics.median(wall for _, wall in runs))
+    return {name: tuple(statistics.median(run[i] for run in runs) for i in range(3))  # type: ignore[misc]
             for name, runs in results.items()}
 
 
@@ -179,13 +189,14 @@ def main() -> None:
 
     rows = []
     for name in ("boto3", "aiobotocore"):
-        cost, (cpu, wall) = costs[name], speed[name]
+        cost, (cpu, own, wall) = costs[name], speed[name]
         rows.append([
-            "boto3 via `monitor.aws.clients.call` (threads)" if name == "boto3" else "aiobotocore (asyncio, one client)",
+            "boto3 via `monitor.aws.calls.call` (worker process)" if name == "boto3" else "aiobotocore (asyncio, one client)",
             f"{cost['import_s'] * 1000:.0f} ms", f"{cost['import_kib'] / 1024:.1f}",
             f"{cost['first_client_s'] * 1000:.0f} ms / {cost['first_client_kib'] / 1024:.1f} MiB",
             f"{cost['second_client_s'] * 1000:.1f} ms / {cost['second_client_kib'] / 1024:.2f} MiB",
-            f"{cpu / args.calls * 1e6:.0f}", f"{cpu / speed['boto3'][0]:.2f}×", f"{wall:.2f} s",
+            f"{cpu / args.calls * 1e6:.0f}", f"{cpu / speed['boto3'][0]:.2f}×", f"{own / args.calls * 1e6:.0f}",
+            f"{wall:.2f} s",
         ])
     body = "\n".join([
         "## AWS clients: boto3 vs aiobotocore (`bench/aws_clients.py`)", "",
@@ -196,11 +207,12 @@ def main() -> None:
         " `import aiohttp, monitor.probes` (what the daemon has loaded anyway); RSS from /proc/self/status",
         f"- calls: {args.calls} concurrent SQS `GetQueueAttributes` against moto in server mode (CPU {LOAD_CPU}),"
         f" median of {args.rounds} interleaved rounds after one warm-up round; CPU = `time.process_time()` of the"
-        f" measuring process (all threads, pinned to CPU {MEASURED_CPU}); moto's CPU not counted, and moto bounds"
+        f" measuring process (all threads, pinned to CPU {MEASURED_CPU}), plus the AWS worker's (/proc, same CPU) for boto3; moto's CPU not counted, and moto bounds"
         " the wall time (it answers far slower than AWS)",
         "",
         md_table(["client", "import", "RSS added by import (MiB)", "first client", "another client",
-                  "CPU µs / call", "vs boto3", f"wall, {args.calls} calls"], rows),
+                  "CPU µs / call", "vs boto3", "of which in the calling process (the event loop's)",
+                  f"wall, {args.calls} calls"], rows),
     ])
     print(body)
     if not args.no_write:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.aws import calls
+from monitor.aws import calls, worker
 from monitor.aws.calls import call
 from monitor.aws.model import AwsError, AwsTarget
 
@@ -29,6 +29,12 @@ async def _started_worker(moto_endpoint: str) -> int:
     pid = calls.worker_pid()
     assert pid is not None and pid != os.getpid()
     return pid
+
+
+async def test_the_worker_runs_below_the_daemons_priority(moto_endpoint: str) -> None:
+    pid = await _started_worker(moto_endpoint)
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, pid) == min(ours + worker.NICENESS, 19)
 
 
 async def test_a_killed_worker_fails_its_calls_at_once_and_is_replaced(fake_aws: FakeAws, moto_endpoint: str) -> None:

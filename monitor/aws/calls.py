@@ -151,7 +151,8 @@ class _Worker:
                              tuple(keep) if keep is not None else None, params))
         with self._lock:
             if not self.alive:
-                raise self.death or AwsError("WorkerExited", "the AWS worker process has exited")
+                raise AwsError.from_fields(self.death.fields()) if self.death else \
+                    AwsError("WorkerExited", "the AWS worker process has exited")
             self._pending[request_id] = (future, deadline)
         self._frames.put(frame)
         return future
@@ -239,7 +240,8 @@ def _worker() -> _Worker:
             worker.alive = False
         if worker is not None and not worker.alive:
             if now - worker.started < RESTART_EVERY and worker.death is not None:
-                raise worker.death  # one that dies at once is not restarted in a tight loop
+                # One that dies at once is not restarted in a tight loop.
+                raise AwsError.from_fields(worker.death.fields())
             worker = None
         if worker is None:
             try:

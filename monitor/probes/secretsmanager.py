@@ -5,9 +5,9 @@ rule can alert on a secret that should rotate and has not. detail: ``rotation_en
 ``last_rotated``, ``last_changed``, ``next_rotation``. One ``DescribeSecret``; with
 ``read: true`` also a ``GetSecretValue``, the way an application reads it (this catches a
 KMS key policy or a resource policy that shuts the application out, which DescribeSecret
-does not). The value is dropped inside the worker thread that received it
-(``monitor.aws.clients.call``'s ``keep``): it never reaches this module, a result, a log
-line or the store.
+does not). The value is dropped inside the AWS worker process that received it
+(``monitor.aws.calls.call``'s ``keep``): it never reaches the daemon's process, a result, a
+log line or the store.
 
 Down when the secret is missing, scheduled for deletion, or (with ``read``) unreadable.
 """

@@ -1,9 +1,10 @@
 """Amazon SNS: one ``Publish`` per notification, to a topic, a platform endpoint
 (``target_arn``) or a phone number (SMS), with Alertmanager's ``sns_configs`` fields.
 
-The call goes through the shared AWS helper (``monitor.aws.clients``: cached clients, assumed
-roles, one bounded deadline), which loads boto3 on the first call, so a config without an
-SNS receiver never does (docs/architecture.md, "Optional dependencies").
+The call goes through the shared AWS helper (``monitor.aws.calls``: one bounded deadline, to
+the AWS worker process with its cached clients and assumed roles), which starts on the first
+call, so a config without an SNS receiver never loads boto3 (docs/architecture.md, "The AWS
+worker").
 """
 
 from __future__ import annotations
