@@ -15,8 +15,9 @@ worker").
   told, and starts no further attempt. A call that timed out after failed attempts names
   what AWS last said (``ThrottlingException ... (retried until the 5s timeout)``).
 * **A worker that dies or hangs** fails the calls it had, with one line saying so, and the
-  next call starts a new one (at most one start a second). One that leaves a call unanswered
-  ``STUCK_AFTER`` seconds past its deadline is killed and replaced.
+  next call starts a new one (at most one start a second). When a call is ``STUCK_AFTER``
+  seconds past its deadline, the worker is pinged; one that does not answer within
+  ``PING_GRACE`` is killed and replaced. A frame the daemon cannot read ends the worker too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import atexit
 import concurrent.futures
 import itertools
 import os
+import pickle
 import queue
 import subprocess
 import sys
@@ -40,7 +42,8 @@ from monitor.aws import wire
 from monitor.aws.model import AwsError, AwsTarget, operation_name, seconds
 
 PER_ENDPOINT = 16  # calls one (service, region, endpoint URL) may have in the worker at once
-STUCK_AFTER = 60.0  # seconds past a call's deadline without an answer: the worker is hung
+STUCK_AFTER = 10.0  # seconds past a call's deadline without an answer: time to ask if the worker is hung
+PING_GRACE = 5.0  # seconds the worker's main thread has to answer that
 RESTART_EVERY = 1.0  # seconds at least between two worker starts (one that dies at once)
 
 _ids = itertools.count(1)
@@ -68,6 +71,7 @@ async def call(target: AwsTarget, method: str, timeout: float, *, keep: Collecti
     worker: _Worker | None = None
     try:
         async with asyncio.timeout(timeout):
+            _check_worker()
             gate = _gate(loop, target)
             await gate.acquire()
             try:
@@ -122,24 +126,28 @@ class _Worker:
     full pipe) and a reader thread that hands answers to the callers' futures."""
 
     def __init__(self) -> None:
-        env = dict(os.environ)
-        # The worker imports this package as the daemon did, wherever it was started from.
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.aws.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            env=env, close_fds=True)
+        # -P: not the working directory first on the path (another checkout's `monitor`, or a
+        # writable data directory); the package is found as the daemon found it.
+        self.proc = subprocess.Popen([sys.executable, "-P", "-m", "monitor.aws.worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=_worker_env(), close_fds=True)
         self.started = time.monotonic()
         self.alive = True
-        self.killed_as_hung = False
+        self.ended_because: str | None = None  # why the daemon stopped it, if it did
         self.death: AwsError | None = None
         self._lock = threading.Lock()
         # id -> (future, deadline); answers are ("answer", value) or ("error", AwsError fields)
         self._pending: dict[int, tuple[concurrent.futures.Future[tuple[str, Any]], float]] = {}
         self._attempts: dict[int, AwsError] = {}  # the newest failed attempt of calls still running
         self._frames: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        threading.Thread(target=self._write, name="aws-worker-writer", daemon=True).start()
-        threading.Thread(target=self._read, name="aws-worker-reader", daemon=True).start()
+        self._last_heard = self.started  # the last frame from the worker
+        self._ping_sent: float | None = None
+        try:
+            threading.Thread(target=self._write, name="aws-worker-writer", daemon=True).start()
+            threading.Thread(target=self._read, name="aws-worker-reader", daemon=True).start()
+        except RuntimeError:
+            self.kill()
+            self.proc.wait()
+            raise
 
     def submit(self, request_id: int, target: AwsTarget, method: str, timeout: float, deadline: float,
                keep: Collection[str] | None, params: dict[str, Any]) -> concurrent.futures.Future[tuple[str, Any]]:
@@ -147,8 +155,12 @@ class _Worker:
         # Running from the start, as a thread pool's would be: a caller that gives up cannot
         # cancel it, so it completes (and frees the endpoint's share) only when the worker answers.
         future.set_running_or_notify_cancel()
-        frame = wire.encode(("call", request_id, target, method, timeout, deadline,
-                             tuple(keep) if keep is not None else None, params))
+        try:
+            frame = wire.encode(("call", request_id, target, method, timeout, deadline,
+                                 tuple(keep) if keep is not None else None, params))
+        except (pickle.PicklingError, TypeError, AttributeError, wire.FrameError) as err:
+            raise AwsError("ParamValidation", f"the parameters cannot be sent to the AWS worker ({err})",
+                           operation=operation_name(method), permanent=True) from None
         with self._lock:
             if not self.alive:
                 raise AwsError.from_fields(self.death.fields()) if self.death else \
@@ -166,9 +178,28 @@ class _Worker:
             self._frames.put(wire.encode(("cancel", request_id)))
         return last
 
-    def hung(self, now: float) -> bool:
+    def check(self, now: float) -> bool:
+        """False when the worker is hung (and now stopped): a call is ``STUCK_AFTER`` past its
+        deadline and the worker's main thread did not answer a ping within ``PING_GRACE``.
+        One call stuck in its thread (a credential helper that never returns) is not a hung
+        worker: the others still get their answers, and only that call's endpoint share is held."""
         with self._lock:
-            return any(now > deadline + STUCK_AFTER for _, deadline in self._pending.values())
+            if not self.alive:
+                return False
+            if not any(now > deadline + STUCK_AFTER for _, deadline in self._pending.values()):
+                self._ping_sent = None
+                return True
+            if self._ping_sent is None or (self._last_heard >= self._ping_sent and now - self._ping_sent > PING_GRACE):
+                self._ping_sent = now
+                self._frames.put(wire.encode(("ping", 0)))
+                return True
+            if self._last_heard >= self._ping_sent or now - self._ping_sent <= PING_GRACE:
+                return True
+            self.ended_because = (f"did not answer for {seconds(now - self._last_heard)} while a call was "
+                                  f"{seconds(STUCK_AFTER)} past its deadline, and was stopped")
+            self.alive = False
+        self.kill()  # the reader fails its calls; the next call starts a new worker
+        return False
 
     def stop(self, grace: float = 2.0) -> None:
         self._frames.put(None)  # stdin closes: the worker exits
@@ -201,59 +232,91 @@ class _Worker:
         while True:
             try:
                 message = wire.read(self.proc.stdout)
-            except Exception:  # noqa: BLE001  (a frame that does not unpickle: the pipe is no longer trusted)
-                message = None
-            if message is None:
+                if message is None:
+                    break  # the worker has exited
+                self._take(message)
+            except Exception as err:  # noqa: BLE001  (out of step: nothing more from this pipe can be trusted)
+                with self._lock:
+                    self.ended_because = f"sent what the daemon could not read ({type(err).__name__}) and was stopped"
+                self.kill()
                 break
-            kind, request_id, payload = message
-            with self._lock:
-                if kind == "attempt":
-                    self._attempts[request_id] = AwsError.from_fields(payload)
-                    continue
-                self._attempts.pop(request_id, None)
-                entry = self._pending.pop(request_id, None)
-            if entry is not None:
-                entry[0].set_result((kind, payload))
         code = self.proc.wait()
-        if self.killed_as_hung:
-            how = f"left a call unanswered {seconds(STUCK_AFTER)} past its deadline and was stopped"
-        else:
-            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        death = AwsError("WorkerExited", f"the AWS worker process {how}; the next call starts a new one")
+        self.proc.stdout.close()
         with self._lock:
+            if self.ended_because is not None:
+                how = self.ended_because
+            else:
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            death = self.death = AwsError("WorkerExited", f"the AWS worker process {how}; the next call starts a new one")
             self.alive = False
-            self.death = death
             pending, self._pending = self._pending, {}
+            self._attempts.clear()
             self._frames.put(None)
         for future, _ in pending.values():
             future.set_result(("error", death.fields()))
 
+    def _take(self, message: tuple[Any, ...]) -> None:
+        kind, request_id, payload = message
+        with self._lock:
+            self._last_heard = time.monotonic()
+            if kind == "pong":
+                return
+            if kind == "attempt":
+                self._attempts[request_id] = AwsError.from_fields(payload)
+                return
+            self._attempts.pop(request_id, None)
+            entry = self._pending.pop(request_id, None)
+        if entry is not None:
+            entry[0].set_result((kind, payload))
+
+
+def _worker_env() -> dict[str, str]:
+    """The daemon's environment (credentials come from it), and where to find this package
+    when the daemon found it only through its working directory (run from a source tree)."""
+    env = dict(os.environ)
+    package_root = Path(__file__).resolve().parents[2]
+    on_path = any(entry and Path(entry).resolve() == package_root for entry in sys.path[1:])
+    if not on_path:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package_root), env.get("PYTHONPATH")]))
+    return env
+
+
+def _check_worker() -> None:
+    """Before a call waits for its endpoint's share: a hung worker holds every share it was
+    given, so the check cannot wait for one."""
+    with _lock:
+        worker = _current
+    if worker is not None:
+        worker.check(time.monotonic())
+
 
 def _worker() -> _Worker:
-    global _current
+    global _current, _start_failure
     now = time.monotonic()
     with _lock:
         worker = _current
-        if worker is not None and worker.alive and worker.hung(now):
-            worker.killed_as_hung = True
-            worker.kill()  # the reader fails its calls; a new worker starts below
-            worker.alive = False
         if worker is not None and not worker.alive:
             if now - worker.started < RESTART_EVERY and worker.death is not None:
                 # One that dies at once is not restarted in a tight loop.
                 raise AwsError.from_fields(worker.death.fields())
             worker = None
         if worker is None:
+            if _start_failure is not None and now - _start_failure[0] < RESTART_EVERY:
+                raise AwsError.from_fields(_start_failure[1].fields())
             try:
                 worker = _current = _Worker()
-            except OSError as err:
-                raise AwsError("WorkerStart", f"could not start the AWS worker process: {err}") from None
+            except (OSError, RuntimeError) as err:
+                failure = AwsError("WorkerStart", f"could not start the AWS worker process: {err}")
+                _start_failure = (now, failure)
+                raise AwsError.from_fields(failure.fields()) from None
+            _start_failure = None
             if not _exit_hook_registered.is_set():
                 _exit_hook_registered.set()
                 atexit.register(reset)
         return worker
 
 
+_start_failure: tuple[float, AwsError] | None = None
 _exit_hook_registered = threading.Event()
 
 

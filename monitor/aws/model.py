@@ -25,6 +25,9 @@ _TRANSIENT_CLIENT_CODES = frozenset({
     "ExpiredToken", "ExpiredTokenException", "RequestExpired", "RequestTimeTooSkewed",
     "RequestTimeout", "RequestTimeoutException", "IDPCommunicationError", "InvalidIdentityToken",
 })  # fmt: skip
+# Codes of the daemon's own AWS machinery, not of AWS: the call was never answered because the
+# worker process failed, so a check reports it as its own error, not as the target's failure.
+WORKER_CODES = frozenset({"WorkerExited", "WorkerStart", "UnreadableAnswer"})
 # AWS access key ids are not secrets, but they name a credential and have no place in an error.
 _ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA|ANVA|APKA)[A-Z0-9]{12,}\b")
 _STATUS_CODES = {301: "PermanentRedirect", 400: "BadRequest", 403: "AccessDenied", 404: "NotFound",

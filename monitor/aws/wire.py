@@ -5,10 +5,11 @@ Pickle is safe here because both ends are this program and the pipe is private t
 processes; nothing read from the network is ever unpickled (answers are rebuilt as plain
 values by ``monitor.aws.clients.plain`` before they are framed).
 
-Messages, daemon to worker: ``("call", id, target, method, timeout, deadline, keep, params)``
-and ``("cancel", id)``. Worker to daemon: ``("answer", id, answer)``, ``("error", id, fields)``
-(an :class:`~monitor.aws.model.AwsError`'s fields) and ``("attempt", id, fields)``, a failed
-attempt of a call that is still retrying (what a call that then times out reports).
+Messages, daemon to worker: ``("call", id, target, method, timeout, deadline, keep, params)``,
+``("cancel", id)`` and ``("ping", 0)``. Worker to daemon: ``("answer", id, answer)``,
+``("error", id, fields)`` (an :class:`~monitor.aws.model.AwsError`'s fields),
+``("attempt", id, fields)``, a failed attempt of a call that is still retrying (what a call
+that then times out reports), and ``("pong", 0, None)``, sent by the worker's main thread.
 """
 
 from __future__ import annotations
@@ -21,24 +22,37 @@ MAX_FRAME = 64 * 1024 * 1024  # far above any AWS answer a check reads; a corrup
 _LENGTH = struct.Struct(">I")
 
 
+class FrameError(ValueError):
+    """A message that cannot be a frame: too large, or not a message once read."""
+
+
 def encode(message: tuple[Any, ...]) -> bytes:
+    """The frame of ``message``. Raises :class:`FrameError` (too large) or pickle's errors."""
     body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(body) > MAX_FRAME:
+        raise FrameError(f"{len(body)} bytes, more than the {MAX_FRAME} a frame may hold")
     return _LENGTH.pack(len(body)) + body
 
 
 def read(stream: IO[bytes]) -> tuple[Any, ...] | None:
-    """The next message, or None at the end of the stream (or a frame that cannot be one)."""
+    """The next message, or None when the stream ends (the other side has gone).
+
+    Raises :class:`FrameError` for a frame that cannot be one, or pickle's errors: after that
+    the stream is out of step and no longer to be read.
+    """
     head = _exactly(stream, _LENGTH.size)
     if head is None:
         return None
     (length,) = _LENGTH.unpack(head)
     if length > MAX_FRAME:
-        return None
+        raise FrameError(f"a frame of {length} bytes, more than {MAX_FRAME}")
     body = _exactly(stream, length)
     if body is None:
         return None
     message = pickle.loads(body)  # noqa: S301  (our own process on the other end: see above)
-    return message if isinstance(message, tuple) and message else None
+    if not isinstance(message, tuple) or len(message) < 2:
+        raise FrameError(f"not a message: {type(message).__name__}")
+    return message
 
 
 def _exactly(stream: IO[bytes], size: int) -> bytes | None:

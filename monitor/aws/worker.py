@@ -74,7 +74,7 @@ def _run(replies: _Replies, states: dict[int, clients.CallState], request_id: in
         states.pop(request_id, None)
     try:
         replies.send(reply)
-    except (TypeError, AttributeError, pickle.PicklingError):  # an answer that is not plain after all
+    except (TypeError, AttributeError, pickle.PicklingError, wire.FrameError):  # not plain after all, or huge
         replies.send(("error", request_id, AwsError("UnreadableAnswer", f"the {state.operation} answer could not "
                                                     "be passed to the daemon", operation=state.operation).fields()))
 
@@ -87,7 +87,9 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     pool = concurrent.futures.ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="aws")
     while (message := wire.read(requests)) is not None:
         kind, request_id = message[0], message[1]
-        if kind == "cancel":
+        if kind == "ping":
+            replies.send(("pong", request_id, None))  # the daemon's check that this loop still reads
+        elif kind == "cancel":
             state = states.get(request_id)
             if state is not None:
                 state.cancelled = True  # its thread starts no further attempt
@@ -104,9 +106,11 @@ def _attempt_reporter(replies: _Replies, request_id: int) -> Callable[[AwsError]
 
 
 def main() -> None:
-    # Ctrl-C in a terminal reaches the whole process group; the daemon decides when this ends
-    # (by closing stdin), so the worker does not die under a shutdown that is still sending.
+    # Ctrl-C in a terminal reaches the whole process group, and systemd's stop the whole
+    # cgroup; the daemon decides when this ends (by closing stdin), so the worker does not die
+    # under a shutdown that is still sending (an SNS page).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         os.nice(NICENESS)
     except OSError:
@@ -116,10 +120,16 @@ def main() -> None:
     # request and response bodies: clients.py keeps botocore at INFO or above as well).
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="aws-worker %(levelname)s %(name)s: %(message)s")
-    answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
-    # stdout is the answer channel: anything a library prints goes to stderr instead.
+    # The pipes move to private descriptors (not inherited): what botocore starts, such as a
+    # profile's credential_process, reads /dev/null and writes to stderr, and can neither
+    # swallow a request nor corrupt an answer.
+    requests = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, sys.stdin.fileno())
+    os.close(devnull)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    serve(sys.stdin.buffer, answers)
+    serve(requests, answers)
     # stdin ended: calls still running have nobody to answer; leave without waiting for them.
     sys.stderr.flush()
     os._exit(0)

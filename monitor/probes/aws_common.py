@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import field_validator
 from yarl import URL
 
-from monitor.aws.model import AwsError, AwsTarget
+from monitor.aws.model import WORKER_CODES, AwsError, AwsTarget
 from monitor.core.results import Outcome, Result, one_line
 from monitor.core.timestamps import rfc3339
 from monitor.probes.base import CheckBase, loopback_host
@@ -81,6 +81,8 @@ def failed(err: AwsError, started: float, detail: dict[str, Any] | None = None) 
     latency = time.perf_counter() - started
     if err.code == "Timeout":
         return Result(up=False, error=str(err), latency=latency, outcome=Outcome.TIMEOUT, detail=detail or {})
+    if err.code in WORKER_CODES:  # the daemon's AWS worker failed, not the target
+        return Result(up=False, error=str(err), latency=latency, outcome=Outcome.ERROR, detail=detail or {})
     return Result.failed(str(err), latency, detail=detail)
 
 
