@@ -2,13 +2,16 @@
 at 10 s against moto in server mode) still keep 1,000 HTTP checks at 1 s on time, and what
 does one AWS call cost it in CPU?
 
-Three scenarios, each a fresh daemon on the measured core, in the same run and against the
+Four scenarios, each a fresh daemon on the measured core, in the same run and against the
 same target and moto server (both on the load core):
 
 * ``http``      — 1,000 HTTP checks at 1 s (bench/target.py), the reference;
 * ``http+aws``  — the same plus 200 AWS checks at 10 s: 40 each of ``sqs``, ``s3``,
                   ``secretsmanager``, ``ecs`` and ``cloudwatch``, every one answered by moto;
-* ``aws``       — the 200 AWS checks alone.
+* ``aws``       — the 200 AWS checks alone;
+* ``http+extra`` — the control (not run by default): the 1,000 HTTP checks plus 200 more HTTP
+                  checks at 10 s instead of the AWS checks, i.e. what any 20 more runs a second
+                  cost the event loop (recording results, metrics, history).
 
 Measured as bench/throughput.py measures (its functions are reused): runs per second from
 ``monitor_check_runs_total`` (split into HTTP and AWS by check name), scheduler lag p50/p99
@@ -167,7 +170,8 @@ def flow(fields: dict[str, Any]) -> str:
 
 
 def write_config(directory: Path, target: Target, port: int, http_checks: int, http_interval: float,
-                 aws: dict[str, list[dict[str, Any]]], aws_checks: int, aws_interval: float, endpoint: str) -> Path:
+                 aws: dict[str, list[dict[str, Any]]], aws_checks: int, aws_interval: float, endpoint: str,
+                 extra_http: int = 0) -> Path:
     main = directory / "monitor.yaml"
     main.write_text(f"global:\n  listen: 127.0.0.1:{port}\n  state: sqlite:///{directory}/monitor.db\n"
                     "check_files: [checks.yaml]\nrule_files: []\n")
@@ -176,6 +180,10 @@ def write_config(directory: Path, target: Target, port: int, http_checks: int, h
         name = f"bench_{i:04d}"
         lines.append(f"  - {{name: {name}, kind: http, url: '{target.check_url(name)}', "
                      f"interval: {http_interval:g}s, timeout: {min(http_interval, 5.0):g}s}}")
+    for i in range(extra_http):
+        name = f"extra_{i:04d}"
+        lines.append(f"  - {{name: {name}, kind: http, url: '{target.check_url(name)}', "
+                     f"interval: {aws_interval:g}s, timeout: 5s}}")
     for i in range(aws_checks):
         kind = AWS_KINDS[i % len(AWS_KINDS)]
         fields = aws[kind][(i // len(AWS_KINDS)) % len(aws[kind])]
@@ -195,6 +203,7 @@ class Scenario:
     aws_checks: int
     http_interval: float = 1.0
     aws_interval: float = 10.0
+    extra_http: int = 0  # the control: this many more HTTP checks at the AWS checks' interval
     startup_s: float = math.nan
     window_s: float = math.nan
     http_per_s: float = math.nan
@@ -214,7 +223,7 @@ class Scenario:
 
     @property
     def expected_http(self) -> float:
-        return self.http_checks / self.http_interval
+        return self.http_checks / self.http_interval + self.extra_http / self.aws_interval
 
     @property
     def expected_aws(self) -> float:
@@ -265,10 +274,11 @@ def measure(s: Scenario, monitor_bin: str, target: Target, aws: dict[str, list[d
     directory = Path(tempfile.mkdtemp(prefix=s.name.replace("+", "_") + "-", dir=workdir))
     port = free_port()
     config = write_config(directory, target, port, s.http_checks, s.http_interval, aws, s.aws_checks,
-                          s.aws_interval, endpoint)
+                          s.aws_interval, endpoint, s.extra_http)
     base = f"http://127.0.0.1:{port}"
     log = directory / "daemon.log"
-    print(f"[{s.name}] {s.http_checks} http @ {s.http_interval:g}s + {s.aws_checks} aws @ {s.aws_interval:g}s; "
+    print(f"[{s.name}] {s.http_checks} http @ {s.http_interval:g}s + {s.aws_checks} aws @ {s.aws_interval:g}s"
+          f" + {s.extra_http} more http @ {s.aws_interval:g}s; "
           f"log {log}", flush=True)
     proc = spawn([monitor_bin, "run", "-c", str(config)], MEASURED_CPU, log, env=aws_env())
     try:
@@ -360,7 +370,7 @@ def report(scenarios: list[Scenario], warmup: float, duration: float, title: str
     def mean(values: list[float]) -> float:
         return sum(values) / len(values) if values else math.nan
 
-    http, both, aws = measured("http"), measured("http+aws"), measured("aws")
+    http, both, aws, extra = measured("http"), measured("http+aws"), measured("aws"), measured("http+extra")
     aws_cpu = mean([a.cpu_fraction for a in aws])
     derived = ["Per repeat, in run order (a scenario marked not kept above is included):", ""]
     if http:
@@ -383,6 +393,10 @@ def report(scenarios: list[Scenario], warmup: float, duration: float, title: str
                        + "; beside the AWS checks " + ", ".join(fmt_ms(b.lag_p99) for b in both))
         derived.append("- HTTP start jitter p99 (target-side): alone " + ", ".join(fmt_ms(h.jitter_p99) for h in http)
                        + "; beside the AWS checks " + ", ".join(fmt_ms(b.jitter_p99) for b in both))
+    if extra:
+        derived.append("- the control, as many more HTTP checks at the AWS checks' interval instead of the AWS "
+                       "checks: scheduler lag p99 " + ", ".join(fmt_ms(e.lag_p99) for e in extra)
+                       + "; HTTP start jitter p99 " + ", ".join(fmt_ms(e.jitter_p99) for e in extra))
     return "\n".join([
         f"## AWS checks beside HTTP checks (`bench/aws.py`){title}",
         "",
@@ -393,7 +407,7 @@ def report(scenarios: list[Scenario], warmup: float, duration: float, title: str
         f"the driver on CPU {LOAD_CPU}; AWS checks: 40 each of sqs, s3, secretsmanager, ecs, cloudwatch against moto "
         f"(every run must succeed); warm-up {warmup:g}s, window {duration:g}s between two `/metrics` scrapes; "
         f"lag from bucket deltas of `{LAG_METRIC}` (daemon-wide); start jitter from the target's arrival times "
-        "(HTTP checks only); CPU = utime+stime from /proc and peak RSS (VmHWM), each summed over the daemon and its AWS worker process. The three scenarios are fresh daemons in one run: "
+        "(HTTP checks only); CPU = utime+stime from /proc and peak RSS (VmHWM), each summed over the daemon and its AWS worker process. The scenarios are fresh daemons in one run: "
         "differences between them within a few percent are noise on a shared machine.",
         "",
         md_table(["scenario", "HTTP probes/s (achieved / expected)", "AWS calls/s", "sched lag p50 / p99",
@@ -419,8 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--section", default="aws", help="the RESULTS.md section to (re)write")
     args = parser.parse_args(argv)
     pin_self(LOAD_CPU)
-    known = {"http": (args.http_checks, 0), "http+aws": (args.http_checks, args.aws_checks),
-             "aws": (0, args.aws_checks)}
+    known = {"http": (args.http_checks, 0, 0), "http+aws": (args.http_checks, args.aws_checks, 0),
+             "aws": (0, args.aws_checks, 0), "http+extra": (args.http_checks, 0, args.aws_checks)}
     wanted = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     scenarios: list[Scenario] = []
     with tempfile.TemporaryDirectory(prefix="bench-aws-") as tmp, run_target(Path(tmp)) as target, \
@@ -429,8 +443,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[moto] {endpoint}: creating {per_kind} of each AWS resource", flush=True)
         aws = create_resources(endpoint, per_kind)
         for name in wanted:
-            http_checks, aws_checks = known[name]
-            scenarios.append(measure(Scenario(name, http_checks, aws_checks), args.monitor_bin, target, aws,
+            http_checks, aws_checks, extra_http = known[name]
+            scenarios.append(measure(Scenario(name, http_checks, aws_checks, extra_http=extra_http), args.monitor_bin,
+                                     target, aws,
                                      endpoint, args.warmup, args.duration, Path(tmp)))
     title = f": {args.http_checks:,} HTTP checks" if args.http_checks != 1000 else ""
     section = report(scenarios, args.warmup, args.duration, title)
