@@ -38,7 +38,7 @@ POOL_THREADS = 64  # all AWS calls at once; the daemon lets one endpoint have at
 # Below the daemon's priority: where both share a core, the event loop takes it back from the
 # worker at once when a check is due, instead of waiting out the worker's time slice. On one
 # core with 200 AWS checks beside 200 HTTP checks, scheduler lag p99 was 3.6-3.9 ms at equal
-# priority and 2.4-2.5 ms (as without AWS) at nice 10 (bench/RESULTS.md, "aws-200"). Under
+# priority and 2.4-2.5 ms (as without AWS) at nice 10 (bench/RESULTS.md, "aws-history"). Under
 # full load the worker still gets about a tenth of the core: 30 calls a second.
 NICENESS = 10
 
