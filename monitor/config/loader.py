@@ -18,11 +18,12 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from monitor.alerting.config import AlertingConfig, AlertingConfigError
 from monitor.alerting.templating import TemplateLoadError, TemplateSet
-from monitor.config.errors import ConfigError, Problem
+from monitor.config.errors import ConfigError
 from monitor.config.main import EnvSettings, GlobalConfig, MainConfig
 from monitor.config.secret_values import secrets_in
 from monitor.config.yaml_source import SourceMap, load_yaml
 from monitor.core import secrets
+from monitor.core.problems import Problem
 from monitor.core.results import one_line
 from monitor.core.secrets import MIN_SECRET_LENGTH, credential_name, mask_url_queries, redact
 from monitor.probes import PROBES, CheckBase, CheckConfig
@@ -222,8 +223,8 @@ def _load_templates(patterns: list[str], base: Path, source: SourceMap, data: di
         templates = TemplateSet.from_sources(sources)
     except TemplateLoadError as err:
         return problems + [
-            Problem(p.source, p.line, f"template: {p.message} (file listed in templates: at {source.file}:"
-                                      f"{listed.get(p.source, 1)})")
+            Problem(p.file, p.line, f"template: {p.message} (file listed in templates: at {source.file}:"
+                                    f"{listed.get(p.file, 1)})")
             for p in err.problems
         ]
     problems.extend(source.problem(data, loc, message) for loc, message in alerting.use_templates(templates))

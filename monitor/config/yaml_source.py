@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from monitor.config.errors import ConfigError, Problem
+from monitor.config.errors import ConfigError
+from monitor.core.problems import Problem
 
 Path_ = tuple[str | int, ...]
 

@@ -16,7 +16,7 @@ from monitor.alerting.templating.data import template_data
 from monitor.alerting.templating.functions import html_escape
 from monitor.alerting.templating.lexer import TemplateSyntaxError
 from monitor.alerting.templating.render import FAILURES, HTML_PRINTER, escaping, is_template, render_field
-from monitor.alerting.templating.templateset import TemplateLoadError, TemplateProblem, TemplateSet
+from monitor.alerting.templating.templateset import TemplateLoadError, TemplateSet
 from monitor.alerting.templating.values import ExecError
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "HTML_PRINTER",
     "ExecError",
     "TemplateLoadError",
-    "TemplateProblem",
     "TemplateSet",
     "TemplateSyntaxError",
     "escaping",

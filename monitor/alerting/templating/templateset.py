@@ -15,7 +15,6 @@ import functools
 import os
 from collections import ChainMap, OrderedDict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from monitor.alerting.templating.defaults import DEFAULTS, SOURCE_NAME
@@ -24,24 +23,13 @@ from monitor.alerting.templating.functions import FUNCTIONS
 from monitor.alerting.templating.lexer import TemplateSyntaxError
 from monitor.alerting.templating.nodes import Branch, Call, Node
 from monitor.alerting.templating.parser import Definition, Parsed, is_empty, parse
+from monitor.core.problems import Problem
 
 _COMPILED_CACHE = 256  # field texts kept parsed per set
 
 
-@dataclass(frozen=True)
-class TemplateProblem:
-    """A problem in a template source, at a line of it."""
-
-    source: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.source}:{self.line}: {self.message}"
-
-
 class TemplateLoadError(ValueError):
-    def __init__(self, problems: list[TemplateProblem]) -> None:
+    def __init__(self, problems: list[Problem]) -> None:
         super().__init__("; ".join(str(p) for p in problems))
         self.problems = problems
 
@@ -66,13 +54,13 @@ class TemplateSet:
         every problem of every source."""
         definitions = dict(_defaults()._definitions)
         origin = dict(_defaults()._sources)
-        problems: list[TemplateProblem] = []
+        problems: list[Problem] = []
         parsed_sources: list[tuple[str, Parsed]] = []
         for name, text in sources:
             try:
                 parsed = parse(text, FUNCTIONS)
             except TemplateSyntaxError as err:
-                problems.append(TemplateProblem(name, err.line, err.message))
+                problems.append(Problem(name, err.line, err.message))
                 continue
             parsed_sources.append((name, parsed))
             file_template = Definition(os.path.basename(name), parsed.root, 1)
@@ -84,7 +72,7 @@ class TemplateSet:
         for name, parsed in parsed_sources:
             for call in _calls([parsed.root, *(d.body for d in parsed.defines.values())]):
                 if call.name not in definitions:
-                    problems.append(TemplateProblem(name, call.line, _undefined(call.name)))
+                    problems.append(Problem(name, call.line, _undefined(call.name)))
         if problems:
             raise TemplateLoadError(problems)
         return cls(definitions, origin)
