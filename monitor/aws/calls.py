@@ -291,7 +291,7 @@ def _check_worker() -> None:
 
 
 def _worker() -> _Worker:
-    global _current, _start_failure
+    global _current, _start_failure, _exit_hook
     now = time.monotonic()
     with _lock:
         worker = _current
@@ -310,14 +310,14 @@ def _worker() -> _Worker:
                 _start_failure = (now, failure)
                 raise AwsError.from_fields(failure.fields()) from None
             _start_failure = None
-            if not _exit_hook_registered.is_set():
-                _exit_hook_registered.set()
+            if not _exit_hook:
+                _exit_hook = True
                 atexit.register(reset)
         return worker
 
 
 _start_failure: tuple[float, AwsError] | None = None
-_exit_hook_registered = threading.Event()
+_exit_hook = False  # reset() registered to run at exit (done once, under _lock)
 
 
 def _gate(loop: asyncio.AbstractEventLoop, target: AwsTarget) -> asyncio.Semaphore:
